@@ -1,0 +1,54 @@
+"""The API's one authentication scheme: an API key in a header."""
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+
+from .keys import EXPIRED, REVOKED, UNKNOWN, KeyRejected, verify_key
+
+HOW_TO_SEND = "Send the key as 'x-api-key: <key>' or 'Authorization: Bearer <key>'."
+
+REJECTION_MESSAGES = {
+    UNKNOWN: "The API key is not valid. Check it, or create a new one.",
+    REVOKED: "The API key has been revoked. Create a new key and use that.",
+    EXPIRED: "The API key has expired. Create a new key and use that.",
+}
+
+
+class APIKeyAuthentication(BaseAuthentication):
+    """Authenticate a request by exactly one API key, sent either as
+    ``x-api-key`` or as an ``Authorization: Bearer`` token.
+
+    ``request.user`` becomes the key's Account and ``request.auth`` the APIKey.
+    """
+
+    def authenticate(self, request):
+        header_key = request.META.get("HTTP_X_API_KEY", "").strip()
+        authorization = request.META.get("HTTP_AUTHORIZATION", "").strip()
+
+        if header_key and authorization:
+            raise exceptions.AuthenticationFailed(
+                "Both x-api-key and Authorization were sent. Send only one of them."
+            )
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token or " " in token:
+                raise exceptions.AuthenticationFailed(
+                    "The Authorization header is not 'Bearer <key>'. " + HOW_TO_SEND
+                )
+            raw_key = token
+        elif header_key:
+            raw_key = header_key
+        else:
+            raise exceptions.NotAuthenticated("No API key was sent. " + HOW_TO_SEND)
+
+        try:
+            api_key = verify_key(raw_key)
+        except KeyRejected as rejected:
+            raise exceptions.AuthenticationFailed(
+                REJECTION_MESSAGES[rejected.reason]
+            ) from None
+        return api_key.account, api_key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'

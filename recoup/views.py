@@ -1,0 +1,40 @@
+"""JSON answers for requests that reach no API view."""
+
+from django.http import JsonResponse
+from django.views import defaults
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def api_not_found(request, *args, **kwargs):
+    return JsonResponse(
+        {
+            "error": f"No API endpoint at {request.path}. "
+            "The snapshot endpoint is PATCH /api/sandboxes."
+        },
+        status=404,
+    )
+
+
+def page_not_found(request, exception=None):
+    if _is_api(request):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse(
+            {"error": "The server failed to handle the request. Retry, and report "
+             "it if it persists."},
+            status=500,
+        )
+    return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"error": "The request is malformed."}, status=400)
+    return defaults.bad_request(request, exception)

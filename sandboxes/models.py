@@ -1,0 +1,66 @@
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from accounts.models import Account
+
+from .validators import (
+    GITHUB_REPO_MAX_LENGTH,
+    SNAPSHOT_ID_MAX_LENGTH,
+    validate_github_repo,
+    validate_snapshot_id,
+)
+
+
+class AccountSnapshotQuerySet(models.QuerySet):
+    def active(self, now=None):
+        return self.filter(expires_at__gt=now or timezone.now())
+
+    def expired(self, now=None):
+        return self.filter(expires_at__lte=now or timezone.now())
+
+
+class AccountSnapshot(models.Model):
+    """The sandbox snapshot and repository that an account's new sandboxes
+    start from. Change it only through ``sandboxes.services``."""
+
+    account = models.OneToOneField(
+        Account, on_delete=models.CASCADE, related_name="snapshot"
+    )
+    snapshot_id = models.CharField(
+        max_length=SNAPSHOT_ID_MAX_LENGTH,
+        null=True,
+        blank=True,
+        db_default=None,
+        validators=[validate_snapshot_id],
+    )
+    github_repo = models.CharField(
+        "GitHub repository",
+        max_length=GITHUB_REPO_MAX_LENGTH,
+        null=True,
+        blank=True,
+        db_default=None,
+        validators=[validate_github_repo],
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, db_default=None)
+    # The db_default of these columns makes an upsert return their stored
+    # values (INSERT ... RETURNING); see sandboxes.services.
+    created_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), editable=False
+    )
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = AccountSnapshotQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "account snapshot"
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["expires_at"], name="snapshot_expires_at")]
+
+    def __str__(self):
+        return f"{self.snapshot_id or 'no snapshot'} for {self.account}"
+
+    def is_expired(self, now=None):
+        return self.expires_at is not None and self.expires_at <= (
+            now or timezone.now()
+        )

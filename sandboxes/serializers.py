@@ -1,0 +1,140 @@
+import difflib
+import json
+import re
+import uuid
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from .models import AccountSnapshot
+from .services import UNCHANGED
+from .validators import validate_github_repo, validate_snapshot_id
+
+_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
+class _ValidatedText(serializers.Field):
+    """A string checked by one of the shared validators; null clears it."""
+
+    def __init__(self, validator, **kwargs):
+        self.validator = validator
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            self.validator(data)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class _AccountId(serializers.Field):
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _UUID.fullmatch(data):
+            raise serializers.ValidationError(
+                f"account_id {_describe(data)} is not a UUID. Send an account's "
+                "id, such as 550e8400-e29b-41d4-a716-446655440000, or leave it "
+                "out to act for your own account."
+            )
+        return uuid.UUID(data)
+
+    def to_representation(self, value):
+        return str(value)
+
+
+def _describe(value, limit: int = 48) -> str:
+    """Quote a client's value for an error message, escaped and cut short."""
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= limit else text[: limit - 4] + "…" + text[-1]
+
+
+class SnapshotUpdateSerializer(serializers.Serializer):
+    """The body of ``PATCH /api/sandboxes``: every field optional, no others."""
+
+    snapshotId = _ValidatedText(validate_snapshot_id)  # noqa: N815 (public name)
+    github_repo = _ValidatedText(validate_github_repo)
+    account_id = _AccountId()
+
+    # Common spellings of a field under another name.
+    ALIASES = {
+        "snapshot_id": "snapshotId",
+        "snapshot": "snapshotId",
+        "githubrepo": "github_repo",
+        "repo": "github_repo",
+        "accountid": "account_id",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors": [
+                        f"The request body is a JSON {_json_type(data)}. Send a "
+                        'JSON object, such as {"snapshotId": "snap_abc123"}.'
+                    ]
+                }
+            )
+        unknown = {
+            key: [self._unknown_key_message(key)]
+            for key in data
+            if key not in self.fields
+        }
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return super().to_internal_value(data)
+
+    def _unknown_key_message(self, key: str) -> str:
+        message = f"Unknown field {_describe(key)}."
+        meant = self._field_meant(key)
+        if meant:
+            return f"{message} Did you mean {meant!r}?"
+        return f"{message} Send only snapshotId, github_repo and account_id."
+
+    def _field_meant(self, key: str) -> str | None:
+        folded = key.replace("_", "").replace("-", "").lower()
+        for name in self.fields:
+            if folded == name.replace("_", "").lower():
+                return name
+        if key.lower() in self.ALIASES:
+            return self.ALIASES[key.lower()]
+        matches = difflib.get_close_matches(key, list(self.fields), n=1, cutoff=0.75)
+        return matches[0] if matches else None
+
+    def changes(self) -> dict:
+        """Return the keyword arguments for ``services.update_snapshot``."""
+        data = self.validated_data
+        return {
+            "snapshot_id": data.get("snapshotId", UNCHANGED),
+            "github_repo": data.get("github_repo", UNCHANGED),
+        }
+
+
+def _json_type(value) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    """An account's snapshot as the API returns it."""
+
+    account_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = AccountSnapshot
+        fields = ["account_id", "snapshot_id", "expires_at", "github_repo", "created_at"]
+        read_only_fields = fields
