@@ -35,9 +35,7 @@ def _reachable_condition(caller: Account) -> Q | Exists:
         # Rule 3: a shared organization.
         memberships.filter(
             account=OuterRef("pk"),
-            organization__in=memberships.filter(account=caller).values(
-                "organization"
-            ),
+            organization__in=memberships.filter(account=caller).values("organization"),
         )
     ) | Exists(
         # Rule 4: the caller is an admin of the target organization.
@@ -45,7 +43,9 @@ def _reachable_condition(caller: Account) -> Q | Exists:
     )
     if caller.is_organization:
         # Rule 2: the target is a member of the calling organization.
-        condition |= Exists(memberships.filter(organization=caller, account=OuterRef("pk")))
+        condition |= Exists(
+            memberships.filter(organization=caller, account=OuterRef("pk"))
+        )
     platform_id = settings.PLATFORM_ORGANIZATION_ID
     if platform_id is not None:
         # Rule 5: platform staff may act for any account.
@@ -74,9 +74,11 @@ def may_act_for(caller: Account, target: Account) -> bool:
     annotated = getattr(target, "caller_may_act", None)
     if annotated is not None:
         return annotated
-    return with_access(Account.objects.filter(pk=target.pk), caller).filter(
-        caller_may_act=True
-    ).exists()
+    return (
+        with_access(Account.objects.filter(pk=target.pk), caller)
+        .filter(caller_may_act=True)
+        .exists()
+    )
 
 
 def find_target(caller: Account, account_id) -> Account | None:

@@ -96,7 +96,10 @@ def verify_key(raw_key: str, *, now: datetime | None = None) -> APIKey:
         raise KeyRejected(REVOKED)
     if api_key.is_expired(now):
         raise KeyRejected(EXPIRED)
-    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
+    if (
+        api_key.last_used_at is None
+        or now - api_key.last_used_at >= LAST_USED_RESOLUTION
+    ):
         APIKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key

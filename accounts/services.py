@@ -31,13 +31,13 @@ def add_member(
             {"organization": f"Account {organization.pk} is not an organization."}
         )
     if organization.pk == account.pk:
-        raise ValidationError(
-            {"account": "An account cannot be a member of itself."}
-        )
+        raise ValidationError({"account": "An account cannot be a member of itself."})
     if role not in OrganizationMembership.Role.values:
         raise ValidationError(
-            {"role": f"Role {role!r} is not one of: "
-             f"{', '.join(OrganizationMembership.Role.values)}."}
+            {
+                "role": f"Role {role!r} is not one of: "
+                f"{', '.join(OrganizationMembership.Role.values)}."
+            }
         )
     membership, _ = OrganizationMembership.objects.update_or_create(
         organization=organization, account=account, defaults={"role": role}

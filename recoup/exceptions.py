@@ -87,8 +87,10 @@ def json_exception_handler(exc, context):
     if response is None:
         logger.exception("Unhandled error in %s", context["view"].__class__.__name__)
         return Response(
-            {"error": "The server failed to handle the request. Retry, and report "
-             "it if it persists."},
+            {
+                "error": "The server failed to handle the request. Retry, and report "
+                "it if it persists."
+            },
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     response.data = error_body(exc.detail)

@@ -15,7 +15,8 @@ class PayloadTooLarge(exceptions.APIException):
     def __init__(self):
         limit = settings.API_MAX_BODY_BYTES
         super().__init__(
-            f"The request body is larger than {limit} bytes. Send a smaller JSON object."
+            f"The request body is larger than {limit} bytes. "
+            "Send a smaller JSON object."
         )
 
 

@@ -27,8 +27,10 @@ def page_not_found(request, exception=None):
 def server_error(request):
     if _is_api(request):
         return JsonResponse(
-            {"error": "The server failed to handle the request. Retry, and report "
-             "it if it persists."},
+            {
+                "error": "The server failed to handle the request. Retry, and report "
+                "it if it persists."
+            },
             status=500,
         )
     return defaults.server_error(request)

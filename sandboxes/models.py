@@ -27,14 +27,15 @@ class AccountSnapshot(models.Model):
     account = models.OneToOneField(
         Account, on_delete=models.CASCADE, related_name="snapshot"
     )
-    snapshot_id = models.CharField(
+    # NULL, not "", marks an unset value: the API returns it as null.
+    snapshot_id = models.CharField(  # noqa: DJ001
         max_length=SNAPSHOT_ID_MAX_LENGTH,
         null=True,
         blank=True,
         db_default=None,
         validators=[validate_snapshot_id],
     )
-    github_repo = models.CharField(
+    github_repo = models.CharField(  # noqa: DJ001
         "GitHub repository",
         max_length=GITHUB_REPO_MAX_LENGTH,
         null=True,

@@ -37,14 +37,22 @@ class _AccountId(serializers.Field):
     def __init__(self, **kwargs):
         super().__init__(required=False, **kwargs)
 
+    def validate_empty_values(self, data):
+        if data is None:
+            self._reject(data)
+        return super().validate_empty_values(data)
+
     def to_internal_value(self, data):
         if not isinstance(data, str) or not _UUID.fullmatch(data):
-            raise serializers.ValidationError(
-                f"account_id {_describe(data)} is not a UUID. Send an account's "
-                "id, such as 550e8400-e29b-41d4-a716-446655440000, or leave it "
-                "out to act for your own account."
-            )
+            self._reject(data)
         return uuid.UUID(data)
+
+    def _reject(self, data):
+        raise serializers.ValidationError(
+            f"account_id {_describe(data)} is not a UUID. Send an account's id, "
+            "such as 550e8400-e29b-41d4-a716-446655440000, or leave it out to "
+            "act for your own account."
+        )
 
     def to_representation(self, value):
         return str(value)
@@ -59,7 +67,7 @@ def _describe(value, limit: int = 48) -> str:
 class SnapshotUpdateSerializer(serializers.Serializer):
     """The body of ``PATCH /api/sandboxes``: every field optional, no others."""
 
-    snapshotId = _ValidatedText(validate_snapshot_id)  # noqa: N815 (public name)
+    snapshotId = _ValidatedText(validate_snapshot_id)
     github_repo = _ValidatedText(validate_github_repo)
     account_id = _AccountId()
 
@@ -72,7 +80,7 @@ class SnapshotUpdateSerializer(serializers.Serializer):
         "accountid": "account_id",
     }
 
-    def to_internal_value(self, data):
+    def run_validation(self, data=serializers.empty):
         if not isinstance(data, dict):
             raise serializers.ValidationError(
                 {
@@ -89,7 +97,7 @@ class SnapshotUpdateSerializer(serializers.Serializer):
         }
         if unknown:
             raise serializers.ValidationError(unknown)
-        return super().to_internal_value(data)
+        return super().run_validation(data)
 
     def _unknown_key_message(self, key: str) -> str:
         message = f"Unknown field {_describe(key)}."
@@ -136,5 +144,11 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AccountSnapshot
-        fields = ["account_id", "snapshot_id", "expires_at", "github_repo", "created_at"]
+        fields = [
+            "account_id",
+            "snapshot_id",
+            "expires_at",
+            "github_repo",
+            "created_at",
+        ]
         read_only_fields = fields

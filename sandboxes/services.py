@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
@@ -74,8 +73,8 @@ class SnapshotChange:
 def update_snapshot(
     *,
     account: Account,
-    snapshot_id: str | None | _Unchanged = UNCHANGED,
-    github_repo: str | None | _Unchanged = UNCHANGED,
+    snapshot_id: str | _Unchanged | None = UNCHANGED,
+    github_repo: str | _Unchanged | None = UNCHANGED,
     now: datetime | None = None,
 ) -> SnapshotChange:
     """Set or clear an account's snapshot ID and repository, atomically.
@@ -97,26 +96,17 @@ def update_snapshot(
     if github_repo is not UNCHANGED:
         changes["github_repo"] = github_repo
 
-    with transaction.atomic():
-        snapshot = (
-            AccountSnapshot.objects.select_for_update().filter(account=account).first()
-        )
-        if snapshot is not None:
-            for field, value in changes.items():
-                setattr(snapshot, field, value)
-            snapshot.save(update_fields=list(changes))
-        else:
-            snapshot = _insert_or_update(account, changes, now)
-    return SnapshotChange(snapshot=snapshot, written=True)
+    return SnapshotChange(snapshot=_upsert(account, changes, now), written=True)
 
 
-def _insert_or_update(account: Account, changes: dict, now: datetime):
-    """Create the account's record in one statement.
+def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
+    """Write the changes to the account's record in one statement, creating
+    the record if it does not exist yet.
 
-    A concurrent request may create the record between our SELECT and this
-    INSERT, so the INSERT updates that record instead (ON CONFLICT DO UPDATE).
-    The model's db_default fields make the database return every stored
-    column, so the result is the row as committed, not our guess of it.
+    INSERT ... ON CONFLICT DO UPDATE is atomic, so concurrent first requests
+    for one account never make a second record. The model's db_default
+    columns make the database return every stored value (RETURNING), so the
+    result is the row as written, including fields this change left alone.
     """
     snapshot = empty_snapshot(account)
     snapshot.created_at = now

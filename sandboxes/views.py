@@ -19,7 +19,7 @@ class SandboxSnapshotView(APIView):
     def patch(self, request):
         if request.stream is None:
             raise exceptions.ParseError(
-                'The request body is empty. Send a JSON object, such as '
+                "The request body is empty. Send a JSON object, such as "
                 '{"snapshotId": "snap_abc123"}, or {} to read the current state.'
             )
         serializer = SnapshotUpdateSerializer(data=request.data)

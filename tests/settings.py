@@ -5,6 +5,6 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.setdefault("API_KEY_HASH_SECRET", "test-api-key-hash-secret")
 
-from recoup.settings import *  # noqa: E402, F403
+from recoup.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

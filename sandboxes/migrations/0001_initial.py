@@ -8,29 +8,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AccountSnapshot',
+            name="AccountSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('snapshot_id', models.CharField(blank=True, db_default=None, max_length=255, null=True, validators=[sandboxes.validators.validate_snapshot_id])),
-                ('github_repo', models.CharField(blank=True, db_default=None, max_length=2048, null=True, validators=[sandboxes.validators.validate_github_repo], verbose_name='GitHub repository')),
-                ('expires_at', models.DateTimeField(blank=True, db_default=None, null=True)),
-                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='snapshot', to='accounts.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "snapshot_id",
+                    models.CharField(
+                        blank=True,
+                        db_default=None,
+                        max_length=255,
+                        null=True,
+                        validators=[sandboxes.validators.validate_snapshot_id],
+                    ),
+                ),
+                (
+                    "github_repo",
+                    models.CharField(
+                        blank=True,
+                        db_default=None,
+                        max_length=2048,
+                        null=True,
+                        validators=[sandboxes.validators.validate_github_repo],
+                        verbose_name="GitHub repository",
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, db_default=None, null=True),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        db_default=django.db.models.functions.datetime.Now(),
+                        default=django.utils.timezone.now,
+                        editable=False,
+                    ),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, editable=False
+                    ),
+                ),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="snapshot",
+                        to="accounts.account",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'account snapshot',
-                'ordering': ['-updated_at'],
-                'indexes': [models.Index(fields=['expires_at'], name='snapshot_expires_at')],
+                "verbose_name": "account snapshot",
+                "ordering": ["-updated_at"],
+                "indexes": [
+                    models.Index(fields=["expires_at"], name="snapshot_expires_at")
+                ],
             },
         ),
     ]

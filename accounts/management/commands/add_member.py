@@ -1,0 +1,67 @@
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import Account, OrganizationMembership
+from accounts.services import add_member
+
+Role = OrganizationMembership.Role
+
+
+class Command(BaseCommand):
+    help = "Make an account a member of an organization, or change its role there."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--organization",
+            required=True,
+            metavar="ORG_ID",
+            help="UUID of the organization account that gains the member.",
+        )
+        parser.add_argument(
+            "--account",
+            required=True,
+            metavar="ACCOUNT_ID",
+            help="UUID of the account that becomes a member.",
+        )
+        parser.add_argument(
+            "--role",
+            choices=Role.values,
+            default=Role.MEMBER,
+            help="Role of the member: 'member' (the default) or 'admin'. An admin "
+            "may also act for the organization itself.",
+        )
+
+    def handle(self, *args, **options):
+        organization = load_account(options["organization"], option="--organization")
+        account = load_account(options["account"], option="--account")
+        try:
+            membership = add_member(
+                organization=organization, account=account, role=options["role"]
+            )
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+
+        self.stdout.write(
+            f"{account} ({account.pk}) is now a {membership.role} of "
+            f"{organization} ({organization.pk})."
+        )
+
+
+def load_account(value, *, option: str) -> Account:
+    """Return the account whose id is ``value``, or raise CommandError."""
+    try:
+        account_id = uuid.UUID(str(value))
+    except ValueError:
+        raise CommandError(
+            f"{option} {value!r} is not a UUID. Give an account id, such as "
+            "550e8400-e29b-41d4-a716-446655440000."
+        ) from None
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        raise CommandError(
+            f"No account has the id {account_id}. Check {option}; create_account "
+            "prints the id of each new account."
+        )
+    return account
