@@ -1,9 +1,16 @@
 """The API's one authentication scheme: an API key in a header."""
 
+import logging
+
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
+from recoup.clients import client_address
+
 from .keys import EXPIRED, REVOKED, UNKNOWN, KeyRejected, verify_key
+from .throttling import AuthFailureLimiter
+
+logger = logging.getLogger(__name__)
 
 HOW_TO_SEND = "Send the key as 'x-api-key: <key>' or 'Authorization: Bearer <key>'."
 
@@ -22,31 +29,50 @@ class APIKeyAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request):
+        limiter = AuthFailureLimiter()
+        limiter.check(request)
+        try:
+            return self._authenticate(request)
+        except (exceptions.AuthenticationFailed, exceptions.NotAuthenticated) as failure:
+            limiter.record_failure(request)
+            logger.warning(
+                "API authentication failed from %s: %s",
+                client_address(request),
+                failure.get_codes(),
+                extra={"client_address": client_address(request)},
+            )
+            raise
+
+    def _authenticate(self, request):
         header_key = request.META.get("HTTP_X_API_KEY", "").strip()
         authorization = request.META.get("HTTP_AUTHORIZATION", "").strip()
 
         if header_key and authorization:
             raise exceptions.AuthenticationFailed(
-                "Both x-api-key and Authorization were sent. Send only one of them."
+                "Both x-api-key and Authorization were sent. Send only one of them.",
+                code="both_credentials",
             )
         if authorization:
             scheme, _, token = authorization.partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token or " " in token:
                 raise exceptions.AuthenticationFailed(
-                    "The Authorization header is not 'Bearer <key>'. " + HOW_TO_SEND
+                    "The Authorization header is not 'Bearer <key>'. " + HOW_TO_SEND,
+                    code="malformed_authorization",
                 )
             raw_key = token
         elif header_key:
             raw_key = header_key
         else:
-            raise exceptions.NotAuthenticated("No API key was sent. " + HOW_TO_SEND)
+            raise exceptions.NotAuthenticated(
+                "No API key was sent. " + HOW_TO_SEND, code="missing_key"
+            )
 
         try:
             api_key = verify_key(raw_key)
         except KeyRejected as rejected:
             raise exceptions.AuthenticationFailed(
-                REJECTION_MESSAGES[rejected.reason]
+                REJECTION_MESSAGES[rejected.reason], code=f"{rejected.reason}_key"
             ) from None
         return api_key.account, api_key
 

@@ -20,6 +20,15 @@ env = environ.Env(
     API_KEY_HASH_SECRET=(str, ""),
     SNAPSHOT_TTL_DAYS=(int, 7),
     PLATFORM_ORGANIZATION_ID=(str, ""),
+    CACHE_URL=(str, "locmemcache://"),
+    API_RATE_LIMIT=(str, "600/minute"),
+    AUTH_FAILURE_RATE_LIMIT=(str, "20/minute"),
+    CORS_ALLOWED_ORIGINS=(list, []),
+    NUM_PROXIES=(int, 0),
+    LOG_FORMAT=(str, "text"),
+    LOG_LEVEL=(str, "INFO"),
+    DB_CONN_MAX_AGE=(int, 60),
+    SECURE_HSTS_SECONDS=(int, 31536000),
 )
 
 DEBUG = env("DEBUG")
@@ -46,6 +55,11 @@ def _secret(name):
 SECRET_KEY = _secret("SECRET_KEY")
 API_KEY_HASH_SECRET = _secret("API_KEY_HASH_SECRET")
 
+if not DEBUG and "ALLOWED_HOSTS" not in env.ENVIRON:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS is not set. Set it to the host names the service answers "
+        "for, comma-separated, or set DEBUG=true for local development."
+    )
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 
 SNAPSHOT_TTL_DAYS = env("SNAPSHOT_TTL_DAYS")
@@ -73,13 +87,19 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "sandboxes",
 ]
 
 MIDDLEWARE = [
+    "recoup.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -94,7 +114,7 @@ WSGI_APPLICATION = "recoup.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "recoup" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -131,15 +151,101 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# TLS ends at the proxy or load balancer, which sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
+    SECURE_SSL_REDIRECT = True
+    # Load balancers probe the health check over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+CORS_ALLOWED_ORIGINS = env("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_METHODS = ["PATCH", "OPTIONS"]
+# Content-Type is needed as well: a JSON body is not a CORS-safelisted type.
+CORS_ALLOW_HEADERS = ["x-api-key", "authorization", "content-type"]
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
 
 # The API reads at most this many bytes of a request body; a larger one gets 413.
 API_MAX_BODY_BYTES = 64 * 1024
 
 REST_FRAMEWORK = {
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.APIKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env("API_RATE_LIMIT") or None,
+        "auth_failure": env("AUTH_FAILURE_RATE_LIMIT") or None,
+    },
+    "NUM_PROXIES": env("NUM_PROXIES") or None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["recoup.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "recoup.exceptions.json_exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Recoup API - Sandbox snapshots",
+    "DESCRIPTION": (
+        "API of the Recoup platform, an AI agent platform for the music "
+        "industry: the snapshot that an account's new sandboxes start from."
+    ),
+    "VERSION": "1.0.0",
+    "LICENSE": {"name": "MIT"},
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+LOG_FORMAT = env("LOG_FORMAT")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "recoup.middleware.RequestIDLogFilter"}},
+    "formatters": {
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
+    "loggers": {
+        # Django's own request logger repeats every 4xx; the API logs its own.
+        "django.request": {"level": "ERROR"},
+    },
 }

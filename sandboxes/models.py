@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -65,3 +66,69 @@ class AccountSnapshot(models.Model):
         return self.expires_at is not None and self.expires_at <= (
             now or timezone.now()
         )
+
+
+class SnapshotHistory(models.Model):
+    """One change to an account's snapshot: the values before and after, who
+    made it and from where. Written by ``sandboxes.services`` in the same
+    transaction as the change."""
+
+    class ActorType(models.TextChoices):
+        API_KEY = "api_key", "API key"
+        STAFF = "staff", "Staff user"
+        COMMAND = "command", "Management command"
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="snapshot_history"
+    )
+    changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    actor_type = models.CharField(max_length=16, choices=ActorType)
+    actor = models.CharField(
+        max_length=255,
+        help_text="The key's prefix, the staff user's name or the command's name.",
+    )
+    api_key = models.ForeignKey(
+        "accounts.APIKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    source = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The client address, or the host a command ran on.",
+    )
+    request_id = models.CharField(max_length=128, blank=True)
+    snapshot_id_before = models.CharField(  # noqa: DJ001
+        max_length=SNAPSHOT_ID_MAX_LENGTH, null=True, blank=True
+    )
+    snapshot_id_after = models.CharField(  # noqa: DJ001
+        max_length=SNAPSHOT_ID_MAX_LENGTH, null=True, blank=True
+    )
+    github_repo_before = models.CharField(  # noqa: DJ001
+        max_length=GITHUB_REPO_MAX_LENGTH, null=True, blank=True
+    )
+    github_repo_after = models.CharField(  # noqa: DJ001
+        max_length=GITHUB_REPO_MAX_LENGTH, null=True, blank=True
+    )
+    expires_at_before = models.DateTimeField(null=True, blank=True)
+    expires_at_after = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "snapshot history entry"
+        verbose_name_plural = "snapshot history"
+        ordering = ["changed_at", "id"]
+        indexes = [
+            models.Index(fields=["account", "changed_at"], name="history_account_time")
+        ]
+
+    def __str__(self):
+        return f"{self.account_id} changed by {self.actor} at {self.changed_at}"

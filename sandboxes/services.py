@@ -1,16 +1,19 @@
 """Every change to an account's snapshot goes through this module: the API
-view, the admin and the management commands all call ``update_snapshot``."""
+view, the admin and the management commands all call it, and each change is
+recorded in the snapshot history in the same transaction."""
 
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, APIKey
 
-from .models import AccountSnapshot
+from .models import AccountSnapshot, SnapshotHistory
 from .validators import validate_github_repo, validate_snapshot_id
 
 
@@ -21,6 +24,47 @@ class _Unchanged:
 
 # Passed for a field that the change leaves as it is; None clears a field.
 UNCHANGED = _Unchanged()
+
+TRACKED_FIELDS = ("snapshot_id", "github_repo", "expires_at")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change and from where, as the snapshot history records it."""
+
+    type: str
+    name: str
+    source: str = ""
+    request_id: str = ""
+    api_key: APIKey | None = None
+    user_id: int | None = None
+
+    @classmethod
+    def for_api_key(cls, api_key: APIKey, *, source: str, request_id: str = ""):
+        return cls(
+            type=SnapshotHistory.ActorType.API_KEY,
+            name=api_key.prefix,
+            source=source,
+            request_id=request_id,
+            api_key=api_key,
+        )
+
+    @classmethod
+    def for_staff(cls, user, *, source: str = ""):
+        return cls(
+            type=SnapshotHistory.ActorType.STAFF,
+            name=user.get_username(),
+            source=source,
+            user_id=user.pk,
+        )
+
+    @classmethod
+    def for_command(cls, command: str):
+        return cls(
+            type=SnapshotHistory.ActorType.COMMAND,
+            name=command,
+            source=socket.gethostname(),
+        )
 
 
 def snapshot_ttl() -> timedelta:
@@ -63,8 +107,8 @@ def _validate(snapshot_id, github_repo) -> None:
 
 @dataclass(frozen=True)
 class SnapshotChange:
-    """The result of ``update_snapshot``: the record after the change, and
-    whether anything was written."""
+    """The result of a change: the record after it, and whether anything was
+    written."""
 
     snapshot: AccountSnapshot
     written: bool
@@ -73,6 +117,7 @@ class SnapshotChange:
 def update_snapshot(
     *,
     account: Account,
+    actor: Actor = None,  # TODO: required once every caller passes one
     snapshot_id: str | _Unchanged | None = UNCHANGED,
     github_repo: str | _Unchanged | None = UNCHANGED,
     now: datetime | None = None,
@@ -87,26 +132,141 @@ def update_snapshot(
     _validate(snapshot_id, github_repo)
     if snapshot_id is UNCHANGED and github_repo is UNCHANGED:
         return SnapshotChange(snapshot=get_snapshot(account), written=False)
+    actor = actor or Actor.for_command("unspecified")
 
     now = now or timezone.now()
-    changes = {"updated_at": now}
+    changes = {}
     if snapshot_id is not UNCHANGED:
         changes["snapshot_id"] = snapshot_id
         changes["expires_at"] = None if snapshot_id is None else now + snapshot_ttl()
     if github_repo is not UNCHANGED:
         changes["github_repo"] = github_repo
+    return SnapshotChange(
+        snapshot=_write(account, changes, actor=actor, now=now), written=True
+    )
 
-    return SnapshotChange(snapshot=_upsert(account, changes, now), written=True)
+
+def extend_expiry(
+    *, account: Account, actor: Actor, now: datetime | None = None
+) -> SnapshotChange:
+    """Push a pinned snapshot's expiry back by one TTL, counted from its
+    current expiry or from now if that is later. A record without a snapshot
+    ID is left alone."""
+    now = now or timezone.now()
+    current = get_snapshot(account)
+    if current.snapshot_id is None:
+        return SnapshotChange(snapshot=current, written=False)
+    start = max(current.expires_at or now, now)
+    return SnapshotChange(
+        snapshot=_write(
+            account, {"expires_at": start + snapshot_ttl()}, actor=actor, now=now
+        ),
+        written=True,
+    )
+
+
+class _CreatedConcurrently(Exception):
+    """Another transaction created the record between our read and write."""
+
+
+def _write(account: Account, changes: dict, *, actor: Actor, now: datetime):
+    """Apply ``changes`` to the account's record and record them in the
+    history, in one transaction.
+
+    The history entry is written first, from the locked current row, so that
+    its "before" values are exact under concurrency. A record that does not
+    exist yet cannot be locked, so its creation is an upsert: if a concurrent
+    request created it first, this attempt is rolled back and retried
+    against the now-committed row.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _write_once(account, changes, actor=actor, now=now)
+        except _CreatedConcurrently:
+            continue
+    raise RuntimeError(f"Could not lock the snapshot record of account {account.pk}.")
+
+
+def _write_once(account, changes, *, actor, now):
+    recorded = _record_from_current_row(account, changes, actor=actor, now=now)
+    after = _upsert(account, {**changes, "updated_at": now}, now)
+    if not recorded:
+        if after.created_at != now:
+            raise _CreatedConcurrently
+        _record_creation(account, after, actor=actor, now=now)
+    return after
+
+
+def _actor_columns(account, actor: Actor, now: datetime) -> dict:
+    """Return the history entry's values other than before and after, keyed
+    by attribute name."""
+    return {
+        "account_id": account.pk,
+        "changed_at": now,
+        "actor_type": actor.type,
+        "actor": actor.name[:255],
+        "api_key_id": actor.api_key.pk if actor.api_key else None,
+        "user_id": actor.user_id,
+        "source": actor.source[:255],
+        "request_id": actor.request_id[:128],
+    }
+
+
+def _record_from_current_row(account, changes, *, actor, now) -> bool:
+    """Insert the history entry of this change, reading the "before" values
+    from the account's current record and locking it (INSERT ... SELECT ...
+    FOR UPDATE), in one statement. Return False, having written nothing, when
+    the account has no record yet."""
+    history = SnapshotHistory._meta
+    snapshot = AccountSnapshot._meta
+    quote = connection.ops.quote_name
+
+    history_fields = {field.attname: field for field in history.concrete_fields}
+
+    columns, expressions, params = [], [], []
+    for attname, value in _actor_columns(account, actor, now).items():
+        field = history_fields[attname]
+        columns.append(field.column)
+        expressions.append("%s")
+        params.append(field.get_db_prep_value(value, connection))
+    for name in TRACKED_FIELDS:
+        current = f"current.{quote(snapshot.get_field(name).column)}"
+        columns.append(history.get_field(f"{name}_before").column)
+        expressions.append(current)
+        columns.append(history.get_field(f"{name}_after").column)
+        if name in changes:
+            expressions.append("%s")
+            params.append(
+                snapshot.get_field(name).get_db_prep_value(changes[name], connection)
+            )
+        else:
+            expressions.append(current)
+
+    account_column = quote(snapshot.get_field("account").column)
+    params.append(
+        snapshot.get_field("account").get_db_prep_value(account.pk, connection)
+    )
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        f"INSERT INTO {quote(history.db_table)} "
+        f"({', '.join(quote(column) for column in columns)}) "
+        f"SELECT {', '.join(expressions)} FROM {quote(snapshot.db_table)} current "
+        f"WHERE current.{account_column} = %s{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
 
 
 def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
     """Write the changes to the account's record in one statement, creating
     the record if it does not exist yet.
 
-    INSERT ... ON CONFLICT DO UPDATE is atomic, so concurrent first requests
-    for one account never make a second record. The model's db_default
-    columns make the database return every stored value (RETURNING), so the
-    result is the row as written, including fields this change left alone.
+    INSERT ... ON CONFLICT DO UPDATE never makes a second record. The model's
+    db_default columns make the database return every stored value
+    (RETURNING), so the result is the row as written, including fields this
+    change left alone.
     """
     snapshot = empty_snapshot(account)
     snapshot.created_at = now
@@ -119,3 +279,10 @@ def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
         update_fields=list(changes),
     )
     return snapshot
+
+
+def _record_creation(account, after, *, actor: Actor, now: datetime) -> None:
+    entry = SnapshotHistory(**_actor_columns(account, actor, now))
+    for field in TRACKED_FIELDS:
+        setattr(entry, f"{field}_after", getattr(after, field))
+    entry.save(force_insert=True)

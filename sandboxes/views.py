@@ -1,3 +1,6 @@
+import logging
+import time
+
 from rest_framework import exceptions
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -5,9 +8,12 @@ from rest_framework.views import APIView
 
 from accounts.access import find_target, is_platform_staff
 from accounts.permissions import CanActForAccount
+from recoup.clients import client_address
 
 from . import services
 from .serializers import SnapshotSerializer, SnapshotUpdateSerializer
+
+logger = logging.getLogger(__name__)
 
 
 class SandboxSnapshotView(APIView):
@@ -15,6 +21,14 @@ class SandboxSnapshotView(APIView):
     caller's account, or of ``account_id``."""
 
     permission_classes = [IsAuthenticated, CanActForAccount]
+    target = None
+
+    def dispatch(self, request, *args, **kwargs):
+        started = time.perf_counter()
+        response = super().dispatch(request, *args, **kwargs)
+        if request.method == "PATCH":
+            self._log(response.status_code, time.perf_counter() - started)
+        return response
 
     def patch(self, request):
         if request.stream is None:
@@ -25,8 +39,15 @@ class SandboxSnapshotView(APIView):
         serializer = SnapshotUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
 
-        target = self.get_target(serializer.validated_data.get("account_id"))
-        change = services.update_snapshot(account=target, **serializer.changes())
+        self.target = self.get_target(serializer.validated_data.get("account_id"))
+        actor = services.Actor.for_api_key(
+            request.auth,
+            source=client_address(request),
+            request_id=getattr(request, "request_id", ""),
+        )
+        change = services.update_snapshot(
+            account=self.target, actor=actor, **serializer.changes()
+        )
         return Response(SnapshotSerializer(change.snapshot).data)
 
     def get_target(self, account_id):
@@ -42,3 +63,25 @@ class SandboxSnapshotView(APIView):
             self.permission_denied(self.request, message=CanActForAccount.message)
         self.check_object_permissions(self.request, target)
         return target
+
+    def _log(self, status, seconds):
+        # A request that failed authentication has no caller; the
+        # authentication class has logged it already.
+        caller = getattr(self.request, "user", None)
+        api_key = getattr(self.request, "auth", None)
+        logger.info(
+            "PATCH /api/sandboxes caller=%s target=%s key=%s status=%s "
+            "duration_ms=%.1f",
+            caller.pk if caller else "-",
+            self.target.pk if self.target else "-",
+            api_key.prefix if api_key else "-",
+            status,
+            seconds * 1000,
+            extra={
+                "caller_account_id": str(caller.pk) if caller else None,
+                "target_account_id": str(self.target.pk) if self.target else None,
+                "key_prefix": api_key.prefix if api_key else None,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )

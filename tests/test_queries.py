@@ -1,10 +1,18 @@
-"""Query counts of the snapshot endpoint, pinned."""
+"""Query counts of the snapshot endpoint, pinned.
+
+The tests run outside a test transaction, as requests do in production. A
+write is one transaction, and Django counts its BEGIN and COMMIT as queries.
+"""
 
 import pytest
 
+from accounts.keys import verify_key
 from accounts.models import APIKey
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# BEGIN and COMMIT around a write.
+TRANSACTION = 2
 
 
 @pytest.fixture
@@ -14,27 +22,40 @@ def organization(make_account, member_of, account):
     return label
 
 
-def test_own_account_first_use(patch, raw_key, django_assert_num_queries):
-    # Key lookup, last_used_at, upsert.
-    with django_assert_num_queries(3):
-        response = patch({"snapshotId": "snap_1"}, raw_key)
-    assert response.status_code == 200, response.content
+@pytest.fixture
+def used_key(raw_key, patch):
+    """A key that has set a snapshot already, within the last minute."""
+    patch({"snapshotId": "snap_0"}, raw_key)
+    return raw_key
 
 
-def test_own_account_repeat(patch, raw_key, django_assert_num_queries):
-    patch({"snapshotId": "snap_1"}, raw_key)
-    # Key lookup and upsert: last_used_at was written under a minute ago.
-    with django_assert_num_queries(2):
+def test_own_account(patch, used_key, django_assert_num_queries):
+    # Key lookup; history entry from the locked record; upsert.
+    with django_assert_num_queries(3 + TRANSACTION):
         response = patch(
-            {"snapshotId": "snap_2", "github_repo": "https://x.io/r"}, raw_key
+            {"snapshotId": "snap_1", "github_repo": "https://x.io/r"}, used_key
         )
     assert response.status_code == 200, response.content
 
 
-def test_read_only_request(patch, raw_key, django_assert_num_queries):
-    patch({}, raw_key)
+def test_own_account_first_record(patch, raw_key, django_assert_num_queries):
+    verify_key(raw_key)
+    # No record to lock yet: the history entry is written after the upsert.
+    with django_assert_num_queries(4 + TRANSACTION):
+        response = patch({"snapshotId": "snap_1"}, raw_key)
+    assert response.status_code == 200, response.content
+
+
+def test_key_last_used_adds_one_write(patch, used_key, django_assert_num_queries):
+    APIKey.objects.update(last_used_at=None)
+    with django_assert_num_queries(4 + TRANSACTION):
+        response = patch({"snapshotId": "snap_1"}, used_key)
+    assert response.status_code == 200, response.content
+
+
+def test_read_only_request(patch, used_key, django_assert_num_queries):
     with django_assert_num_queries(2):
-        assert patch({}, raw_key).status_code == 200
+        assert patch({}, used_key).status_code == 200
 
 
 def test_other_account(
@@ -43,16 +64,30 @@ def test_other_account(
     artist = make_account("Artist")
     member_of(artist, organization)
     key = make_key(organization)
-    # Key lookup, last_used_at, target with access, upsert.
-    with django_assert_num_queries(4):
+    body = {"snapshotId": "snap_1", "account_id": str(artist.pk)}
+    patch(body, key)
+    # Key lookup; target with access; history entry; upsert.
+    with django_assert_num_queries(4 + TRANSACTION):
+        response = patch(body, key)
+    assert response.status_code == 200, response.content
+
+
+def test_other_account_first_record(
+    patch, make_key, organization, make_account, member_of, django_assert_num_queries
+):
+    artist = make_account("Artist")
+    member_of(artist, organization)
+    key = make_key(organization)
+    verify_key(key)
+    with django_assert_num_queries(5 + TRANSACTION):
         response = patch({"snapshotId": "snap_1", "account_id": str(artist.pk)}, key)
     assert response.status_code == 200, response.content
 
 
-def test_other_account_denied(patch, raw_key, make_account, django_assert_num_queries):
+def test_other_account_denied(patch, used_key, make_account, django_assert_num_queries):
     stranger = make_account("Stranger")
-    with django_assert_num_queries(3):
-        response = patch({"snapshotId": "s", "account_id": str(stranger.pk)}, raw_key)
+    with django_assert_num_queries(2):
+        response = patch({"snapshotId": "s", "account_id": str(stranger.pk)}, used_key)
     assert response.status_code == 403
 
 
@@ -69,9 +104,6 @@ def test_malformed_key_no_query(patch, django_assert_num_queries):
 
 
 def test_key_lookup_joins_account(raw_key, django_assert_num_queries):
-    from accounts.keys import verify_key
-
-    APIKey.objects.update(last_used_at=None)
     with django_assert_num_queries(2) as captured:
         api_key = verify_key(raw_key)
         assert api_key.account.name == "Caller"

@@ -36,6 +36,19 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         organization = load_account(options["organization"], option="--organization")
         account = load_account(options["account"], option="--account")
+        # The service rejects these two cases too; these messages name the
+        # option to change.
+        if not organization.is_organization:
+            raise CommandError(
+                f"--organization {organization.pk} is the account {organization}, "
+                "which is not an organization. Give the id of an organization, "
+                "as made by create_account --organization."
+            )
+        if organization.pk == account.pk:
+            raise CommandError(
+                f"--organization and --account are both {account.pk}. An account "
+                "cannot be a member of itself, so give two different accounts."
+            )
         try:
             membership = add_member(
                 organization=organization, account=account, role=options["role"]
@@ -44,8 +57,8 @@ class Command(BaseCommand):
             raise CommandError(" ".join(error.messages)) from None
 
         self.stdout.write(
-            f"{account} ({account.pk}) is now a {membership.role} of "
-            f"{organization} ({organization.pk})."
+            f"{account} ({account.pk}) is now a member of {organization} "
+            f"({organization.pk}) with the role {membership.role}."
         )
 
 
@@ -61,7 +74,7 @@ def load_account(value, *, option: str) -> Account:
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
         raise CommandError(
-            f"No account has the id {account_id}. Check {option}; create_account "
-            "prints the id of each new account."
+            f"No account has the id {account_id}. Check {option}. The "
+            "create_account command prints the id of each new account."
         )
     return account

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--name",
             default="",
-            help=f"Label of the key, shown in the admin; at most {NAME_MAX_LENGTH} "
+            help=f"Label of the key, shown in the admin, of at most {NAME_MAX_LENGTH} "
             "characters. Empty by default.",
         )
         parser.add_argument(

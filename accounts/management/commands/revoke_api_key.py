@@ -23,7 +23,8 @@ class Command(BaseCommand):
                 f"No API key has the id {key_id}. Check KEY_ID in the admin's "
                 "list of API keys."
             )
-        label = f"API key {api_key.pk} ({api_key}) of {api_key.account}"
+        name = f" {api_key.name!r}" if api_key.name else ""
+        label = f"API key {api_key.pk}{name} ({api_key.prefix}…) of {api_key.account}"
 
         revoked = revoke_keys(APIKey.objects.filter(pk=api_key.pk))
 

@@ -1,7 +1,7 @@
 import json
 from datetime import UTC
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Max
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -13,7 +13,7 @@ from sandboxes.serializers import SnapshotSerializer
 CHUNK_SIZE = 500
 
 HEADERS = ("ACCOUNT ID", "ACCOUNT NAME", "SNAPSHOT ID", "GITHUB REPO", "EXPIRES AT")
-# Width of an expiry time as written by format_expiry: 2025-01-31T12:00:00Z.
+# Width of an expiry time as format_expiry writes it, such as 2025-01-31T12:00:00Z.
 EXPIRY_WIDTH = 20
 ACCOUNT_ID_WIDTH = 36
 EMPTY = "-"
@@ -43,6 +43,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # argparse rejects both options together on the command line, but
+        # call_command() with keyword arguments bypasses the parser.
+        if options["expired"] and options["active"]:
+            raise CommandError("--expired and --active were both given. Give one.")
         now = timezone.now()
         snapshots = AccountSnapshot.objects.select_related("account").order_by(
             "account__name", "account__id"

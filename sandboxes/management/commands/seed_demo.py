@@ -58,9 +58,10 @@ class Command(BaseCommand):
                 )
             except ValidationError as error:
                 raise CommandError(
-                    f"The demo accounts {ORGANIZATION_ID} and {MEMBER_ID} exist "
-                    f"but cannot be set up: {' '.join(error.messages)} Delete "
-                    "them and run seed_demo again."
+                    "Could not set up the demo accounts "
+                    f"{ORGANIZATION_ID} and {MEMBER_ID}. "
+                    f"{' '.join(error.messages)} Delete them and run seed_demo "
+                    "again."
                 ) from None
             issued = None
             if organization_created:
@@ -108,17 +109,21 @@ class Command(BaseCommand):
 
 def sandboxes_endpoint(base_url: str) -> str:
     base_url = base_url.rstrip("/")
-    try:
-        URLValidator(schemes=["http", "https"])(base_url)
-        parts = urlsplit(base_url)
-        if parts.query or parts.fragment:
-            raise ValidationError("The URL has a query or fragment.")
-    except (ValidationError, ValueError):
+    if not is_base_url(base_url):
         raise CommandError(
             f"--base-url {base_url!r} is not an http or https URL without a query "
             f"or fragment. Give one such as {DEFAULT_BASE_URL}."
-        ) from None
+        )
     return f"{base_url}/api/sandboxes"
+
+
+def is_base_url(value: str) -> bool:
+    try:
+        URLValidator(schemes=["http", "https"])(value)
+        parts = urlsplit(value)
+    except (ValidationError, ValueError):
+        return False
+    return not (parts.query or parts.fragment)
 
 
 def curl_command(endpoint: str, key_header: str, body: dict) -> str:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.management.commands.add_member import load_account
 from sandboxes.serializers import SnapshotSerializer
-from sandboxes.services import UNCHANGED, update_snapshot
+from sandboxes.services import UNCHANGED, Actor, update_snapshot
 
 # The command-line option for each field that update_snapshot validates.
 OPTION_OF_FIELD = {"snapshot_id": "--snapshot-id", "github_repo": "--github-repo"}
@@ -66,7 +66,9 @@ class Command(BaseCommand):
             ),
         }
         try:
-            change = update_snapshot(account=account, **changes)
+            change = update_snapshot(
+                account=account, actor=Actor.for_command("set_snapshot"), **changes
+            )
         except ValidationError as error:
             raise CommandError(describe_errors(error, changes)) from None
 
@@ -88,8 +90,8 @@ class Command(BaseCommand):
 
 
 def choose_value(options, field, set_option, clear_option):
-    """Return the new value of ``field``: a string, None to clear it, or
-    UNCHANGED when neither option was given."""
+    """Return the new value of ``field``, which is a string, None to clear
+    the field, or UNCHANGED when neither option was given."""
     value = options[field]
     clear = options[clear_option.lstrip("-").replace("-", "_")]
     # argparse rejects both options together on the command line, but
@@ -107,9 +109,9 @@ def describe_errors(error: ValidationError, changes: dict) -> str:
     """Return one message naming each invalid option, its value and the rule."""
     parts = []
     for field, messages in error.message_dict.items():
-        shown = repr(changes.get(field))
-        if len(shown) > 80:
-            shown = shown[:76] + "...'"
+        quoted_value = repr(changes.get(field))
+        if len(quoted_value) > 80:
+            quoted_value = quoted_value[:76] + "...'"
         option = OPTION_OF_FIELD.get(field, field)
-        parts.append(f"{option} {shown} is invalid: {' '.join(messages)}")
+        parts.append(f"{option} {quoted_value} is invalid: {' '.join(messages)}")
     return " ".join(parts)

@@ -1,0 +1,935 @@
+import logging
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.keys import KEY_PATTERN, KeyRejected, issue_key, verify_key
+from accounts.models import Account, APIKey, OrganizationMembership
+from sandboxes import admin as sandboxes_admin
+from sandboxes.models import AccountSnapshot, SnapshotHistory
+from sandboxes.services import Actor, snapshot_ttl, update_snapshot
+
+pytestmark = pytest.mark.django_db
+
+# Queries of one changelist request: session, user, filtered count, full
+# count, page of rows.
+CHANGELIST_MAX_QUERIES = 5
+REPO = "https://github.com/recoup/app"
+SETUP_ACTOR = Actor(type=SnapshotHistory.ActorType.COMMAND, name="test setup")
+
+
+def admin_url(model, view, *args):
+    opts = model._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
+
+
+def listed(response):
+    assert response.status_code == 200, response.content[:500]
+    return list(response.context["cl"].result_list)
+
+
+def formset_data(prefix, rows=(), initial=0):
+    """Build the POST data of an inline formset: the management form and one
+    set of fields per row."""
+    data = {
+        f"{prefix}-TOTAL_FORMS": str(len(rows)),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for index, row in enumerate(rows):
+        for field, value in row.items():
+            data[f"{prefix}-{index}-{field}"] = value
+    return data
+
+
+def account_data(
+    name, *, organization=False, memberships=(), members=(), keys=(), initial=0
+):
+    """Build the POST data of the account form with its three inlines.
+
+    ``initial`` is the number of existing rows at the start of
+    ``memberships`` and ``members`` alike; ``keys`` are existing keys.
+    """
+    data = {"name": name}
+    if organization:
+        data["is_organization"] = "on"
+    data |= formset_data("memberships", memberships, initial)
+    data |= formset_data("member_links", members, initial)
+    key_rows = [{"id": str(key.pk)} for key in keys]
+    data |= formset_data("api_keys", key_rows, len(key_rows))
+    return data
+
+
+def measure_changelist(client, url, django_assert_max_num_queries):
+    with django_assert_max_num_queries(CHANGELIST_MAX_QUERIES) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured)
+
+
+def error_text(response):
+    assert response.status_code == 200, "expected the form again, with errors"
+    return response.content.decode()
+
+
+# Accounts
+
+
+def test_account_changelist_lists_accounts(admin_client, make_account):
+    artist = make_account("Artist One")
+    label = make_account("Label One", organization=True)
+
+    response = admin_client.get(admin_url(artist, "changelist"))
+
+    assert listed(response) == [artist, label]
+    assert f'<td class="field-id">{label.pk}</td>' in response.content.decode()
+
+
+def test_account_search_by_name(admin_client, make_account):
+    artist = make_account("Artist One")
+    make_account("Label One", organization=True)
+
+    response = admin_client.get(admin_url(artist, "changelist"), {"q": "artist"})
+
+    assert listed(response) == [artist]
+
+
+@pytest.mark.parametrize("spelling", [str, lambda value: value.hex.upper()])
+def test_account_search_by_exact_id(admin_client, make_account, spelling):
+    artist = make_account("Artist One")
+    make_account("Artist Two")
+
+    response = admin_client.get(
+        admin_url(artist, "changelist"), {"q": spelling(artist.pk)}
+    )
+
+    assert listed(response) == [artist]
+
+
+def test_account_search_by_partial_id_finds_nothing(admin_client, make_account):
+    artist = make_account("Artist One")
+
+    response = admin_client.get(
+        admin_url(artist, "changelist"), {"q": str(artist.pk)[:8]}
+    )
+
+    assert listed(response) == []
+
+
+@pytest.mark.parametrize("kind", ["organization", "personal"])
+def test_account_kind_filter(admin_client, make_account, kind):
+    artist = make_account("Artist")
+    label = make_account("Label", organization=True)
+    expected = {"organization": [label], "personal": [artist]}[kind]
+
+    response = admin_client.get(admin_url(artist, "changelist"), {"kind": kind})
+
+    assert listed(response) == expected
+
+
+def test_account_add_page(admin_client):
+    response = admin_client.get(reverse("admin:accounts_account_add"))
+
+    assert response.status_code == 200
+    assert "is_organization" in response.context["adminform"].form.fields
+
+
+def test_account_add_creates_account(admin_client):
+    response = admin_client.post(
+        reverse("admin:accounts_account_add"),
+        account_data("New Label", organization=True),
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    assert Account.objects.get(name="New Label").is_organization
+
+
+def test_account_change_page_lists_keys_read_only(admin_client, account, make_key):
+    make_key(account, name="Deploy")
+    key = account.api_keys.get()
+
+    response = admin_client.get(admin_url(account, "change", account.pk))
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert key.prefix in content
+    assert admin_url(key, "change", key.pk) in content
+    assert 'name="api_keys-0-name"' not in content
+    (keys_inline,) = [
+        formset
+        for formset in response.context["inline_admin_formsets"]
+        if formset.opts.model is APIKey
+    ]
+    assert not keys_inline.has_add_permission
+    assert not keys_inline.has_change_permission
+    assert not keys_inline.has_delete_permission
+
+
+def test_account_changelist_queries_constant(
+    admin_client, make_account, django_assert_max_num_queries
+):
+    url = reverse("admin:accounts_account_changelist")
+    for index in range(3):
+        make_account(f"Account {index:02}", organization=index % 2 == 0)
+    few = measure_changelist(admin_client, url, django_assert_max_num_queries)
+
+    for index in range(3, 30):
+        make_account(f"Account {index:02}", organization=index % 2 == 0)
+    many = measure_changelist(admin_client, url, django_assert_max_num_queries)
+
+    assert few == many
+
+
+# Memberships
+
+
+@pytest.fixture
+def label(make_account):
+    return make_account("Label", organization=True)
+
+
+def test_membership_changelist_and_search(
+    admin_client, account, label, make_account, member_of
+):
+    membership = member_of(account, label)
+    other = member_of(label, make_account("Umbrella", organization=True))
+    url = reverse("admin:accounts_organizationmembership_changelist")
+
+    assert set(listed(admin_client.get(url))) == {membership, other}
+    assert listed(admin_client.get(url, {"q": "Caller"})) == [membership]
+    assert listed(admin_client.get(url, {"q": str(account.pk)})) == [membership]
+    assert set(listed(admin_client.get(url, {"q": str(label.pk)}))) == {
+        membership,
+        other,
+    }
+
+
+def test_membership_add_and_change_pages(admin_client, account, label, member_of):
+    membership = member_of(account, label)
+
+    add = admin_client.get(reverse("admin:accounts_organizationmembership_add"))
+    change = admin_client.get(admin_url(membership, "change", membership.pk))
+
+    assert add.status_code == 200
+    assert change.status_code == 200
+    fields = ["account", "organization", "role"]
+    assert list(add.context["adminform"].form.fields) == fields
+    assert list(change.context["adminform"].form.fields) == fields
+    assert change.context["adminform"].form["organization"].value() == label.pk
+
+
+def test_membership_add_creates_membership(admin_client, account, label):
+    response = admin_client.post(
+        reverse("admin:accounts_organizationmembership_add"),
+        {"account": account.pk, "organization": label.pk, "role": "admin"},
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    membership = OrganizationMembership.objects.get()
+    assert (membership.account, membership.organization) == (account, label)
+    assert membership.role == "admin"
+
+
+def test_membership_rejects_personal_organization(
+    admin_client, account, make_account
+):
+    personal = make_account("Friend")
+
+    response = admin_client.post(
+        reverse("admin:accounts_organizationmembership_add"),
+        {"account": account.pk, "organization": personal.pk, "role": "member"},
+    )
+
+    assert "That account is not an organization." in error_text(response)
+    assert not OrganizationMembership.objects.exists()
+
+
+def test_membership_rejects_self(admin_client, label):
+    response = admin_client.post(
+        reverse("admin:accounts_organizationmembership_add"),
+        {"account": label.pk, "organization": label.pk, "role": "member"},
+    )
+
+    assert "An account cannot be a member of itself." in error_text(response)
+    assert not OrganizationMembership.objects.exists()
+
+
+def test_membership_rejects_duplicate(admin_client, account, label, member_of):
+    member_of(account, label)
+
+    response = admin_client.post(
+        reverse("admin:accounts_organizationmembership_add"),
+        {"account": account.pk, "organization": label.pk, "role": "admin"},
+    )
+
+    assert "already exists" in error_text(response)
+    assert OrganizationMembership.objects.get().role == "member"
+
+
+def test_membership_inline_adds_organization(admin_client, account, label):
+    data = account_data(account.name, memberships=[{"organization": label.pk}])
+    data["memberships-0-role"] = "member"
+
+    response = admin_client.post(admin_url(account, "change", account.pk), data)
+
+    assert response.status_code == 302, response.content[:500]
+    assert OrganizationMembership.objects.get().organization == label
+
+
+def test_membership_inline_rejects_personal_organization(
+    admin_client, account, make_account
+):
+    personal = make_account("Friend")
+    data = account_data(
+        account.name, memberships=[{"organization": personal.pk, "role": "member"}]
+    )
+
+    response = admin_client.post(admin_url(account, "change", account.pk), data)
+
+    assert "That account is not an organization." in error_text(response)
+    assert not OrganizationMembership.objects.exists()
+
+
+def test_membership_inline_rejects_self(admin_client, label):
+    data = account_data(
+        label.name,
+        organization=True,
+        memberships=[{"organization": label.pk, "role": "member"}],
+    )
+
+    response = admin_client.post(admin_url(label, "change", label.pk), data)
+
+    assert "An account cannot be a member of itself." in error_text(response)
+    assert not OrganizationMembership.objects.exists()
+
+
+def test_member_inline_adds_member(admin_client, account, label):
+    data = account_data(
+        label.name,
+        organization=True,
+        members=[{"account": account.pk, "role": "admin"}],
+    )
+
+    response = admin_client.post(admin_url(label, "change", label.pk), data)
+
+    assert response.status_code == 302, response.content[:500]
+    membership = OrganizationMembership.objects.get()
+    assert (membership.account, membership.organization) == (account, label)
+
+
+def test_member_inline_rejects_personal_account(admin_client, account, make_account):
+    friend = make_account("Friend")
+    data = account_data(
+        account.name, members=[{"account": friend.pk, "role": "member"}]
+    )
+
+    response = admin_client.post(admin_url(account, "change", account.pk), data)
+
+    assert "Only an organization can have members." in error_text(response)
+    assert not OrganizationMembership.objects.exists()
+
+
+def test_unmarking_organization_with_members_rejected(
+    admin_client, account, label, member_of
+):
+    membership = member_of(account, label)
+    data = account_data(
+        label.name,
+        organization=False,
+        members=[
+            {
+                "id": membership.pk,
+                "organization": label.pk,
+                "account": account.pk,
+                "role": "member",
+            }
+        ],
+        initial=1,
+    )
+    data |= formset_data("memberships")
+
+    response = admin_client.post(admin_url(label, "change", label.pk), data)
+
+    assert "Only an organization can have members." in error_text(response)
+    label.refresh_from_db()
+    assert label.is_organization
+
+
+def autocomplete_ids(client, field_name, term):
+    response = client.get(
+        reverse("admin:autocomplete"),
+        {
+            "app_label": "accounts",
+            "model_name": "organizationmembership",
+            "field_name": field_name,
+            "term": term,
+        },
+    )
+    assert response.status_code == 200, response.content[:500]
+    return [result["id"] for result in response.json()["results"]]
+
+
+def test_organization_autocomplete_lists_only_organizations(
+    admin_client, account, label
+):
+    assert autocomplete_ids(admin_client, "organization", "") == [str(label.pk)]
+    assert autocomplete_ids(admin_client, "organization", str(label.pk)) == [
+        str(label.pk)
+    ]
+    assert autocomplete_ids(admin_client, "organization", str(account.pk)) == []
+    assert autocomplete_ids(admin_client, "account", str(account.pk)) == [
+        str(account.pk)
+    ]
+
+
+def test_membership_changelist_queries_constant(
+    admin_client, make_account, member_of, django_assert_max_num_queries
+):
+    url = reverse("admin:accounts_organizationmembership_changelist")
+    label = make_account("Label", organization=True)
+
+    def add_members(start, stop):
+        for index in range(start, stop):
+            member_of(make_account(f"Member {index:02}"), label)
+
+    add_members(0, 3)
+    few = measure_changelist(admin_client, url, django_assert_max_num_queries)
+    add_members(3, 30)
+    many = measure_changelist(admin_client, url, django_assert_max_num_queries)
+
+    assert few == many
+
+
+# API keys
+
+
+def key_pages(key):
+    """Return the URLs of every admin page that shows the key."""
+    return [
+        reverse("admin:accounts_apikey_changelist"),
+        admin_url(key, "change", key.pk),
+        admin_url(key, "history", key.pk),
+        admin_url(key, "delete", key.pk),
+        admin_url(key.account, "change", key.account.pk),
+    ]
+
+
+def test_key_changelist_and_search(admin_client, account, make_account, make_key):
+    make_key(account, name="Deploy")
+    make_key(make_account("Other"), name="Laptop")
+    deploy = APIKey.objects.get(name="Deploy")
+    url = reverse("admin:accounts_apikey_changelist")
+
+    assert len(listed(admin_client.get(url))) == 2
+    assert listed(admin_client.get(url, {"q": "deploy"})) == [deploy]
+    assert listed(admin_client.get(url, {"q": deploy.prefix})) == [deploy]
+    assert listed(admin_client.get(url, {"q": "Caller"})) == [deploy]
+    assert listed(admin_client.get(url, {"q": str(account.pk)})) == [deploy]
+
+
+def test_key_add_page_asks_account_name_expiry(admin_client):
+    response = admin_client.get(reverse("admin:accounts_apikey_add"))
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert list(form.fields) == ["account", "name", "expires_at"]
+    assert b'name="digest"' not in response.content
+
+
+def test_key_add_shows_raw_key_once(admin_client, account):
+    expires_at = timezone.now() + timedelta(days=30)
+
+    response = admin_client.post(
+        reverse("admin:accounts_apikey_add"),
+        {
+            "account": account.pk,
+            "name": "Deploy",
+            "expires_at_0": expires_at.strftime("%Y-%m-%d"),
+            "expires_at_1": "12:00:00",
+        },
+    )
+
+    assert response.status_code == 200, response.content[:500]
+    assert "will not be shown again" in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    (raw_key,) = KEY_PATTERN.findall(response.content.decode())
+    key = APIKey.objects.get()
+    assert verify_key(raw_key) == key
+    assert (key.account, key.name) == (account, "Deploy")
+    assert key.expires_at.date() == expires_at.date()
+    assert admin_url(key, "change", key.pk) in response.content.decode()
+    for url in key_pages(key):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert raw_key not in page.content.decode(), url
+
+
+def test_key_raw_value_kept_out_of_storage(admin_client, account, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    response = admin_client.post(
+        reverse("admin:accounts_apikey_add"), {"account": account.pk, "name": ""}
+    )
+
+    (raw_key,) = KEY_PATTERN.findall(response.content.decode())
+    key = APIKey.objects.get()
+    assert list(get_messages(response.wsgi_request)) == []
+    assert raw_key not in str(dict(admin_client.session))
+    assert raw_key not in str(response.cookies)
+    assert raw_key not in str(admin_client.cookies)
+    assert raw_key not in caplog.text
+    assert raw_key not in str(key)
+    log_entry = LogEntry.objects.get()
+    assert raw_key not in log_entry.object_repr
+    assert raw_key not in log_entry.change_message
+
+
+def test_key_digest_never_shown(admin_client, account):
+    response = admin_client.post(
+        reverse("admin:accounts_apikey_add"), {"account": account.pk, "name": "CI"}
+    )
+    key = APIKey.objects.get()
+
+    assert key.digest not in response.content.decode()
+    for url in key_pages(key):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert key.digest not in page.content.decode(), url
+
+
+def test_key_add_rejects_past_expiry(admin_client, account):
+    response = admin_client.post(
+        reverse("admin:accounts_apikey_add"),
+        {
+            "account": account.pk,
+            "name": "Old",
+            "expires_at_0": "2001-01-01",
+            "expires_at_1": "00:00:00",
+        },
+    )
+
+    assert "This time is in the past." in error_text(response)
+    assert not APIKey.objects.exists()
+
+
+def test_key_change_edits_only_name_and_expiry(
+    admin_client, account, make_account, make_key
+):
+    make_key(account, name="Deploy")
+    key = APIKey.objects.get()
+    url = admin_url(key, "change", key.pk)
+
+    page = admin_client.get(url)
+    response = admin_client.post(
+        url,
+        {
+            "name": "Renamed",
+            "expires_at_0": "2031-01-02",
+            "expires_at_1": "03:04:05",
+            "account": make_account("Other").pk,
+            "prefix": "recoup_sk_forged",
+            "digest": "0" * 64,
+            "revoked_at_0": "2001-01-01",
+            "revoked_at_1": "00:00:00",
+        },
+    )
+
+    assert list(page.context["adminform"].form.fields) == ["name", "expires_at"]
+    assert response.status_code == 302, response.content[:500]
+    changed = APIKey.objects.get()
+    assert changed.name == "Renamed"
+    assert changed.expires_at.isoformat() == "2031-01-02T03:04:05+00:00"
+    assert (changed.account, changed.prefix, changed.digest) == (
+        account,
+        key.prefix,
+        key.digest,
+    )
+    assert changed.revoked_at is None
+
+
+def test_key_revoke_action(admin_client, account, make_key):
+    for name in ("One", "Two", "Three"):
+        make_key(account, name=name)
+    one, two, three = (APIKey.objects.get(name=n) for n in ("One", "Two", "Three"))
+    revoked_at = timezone.now() - timedelta(days=1)
+    APIKey.objects.filter(pk=three.pk).update(revoked_at=revoked_at)
+
+    response = admin_client.post(
+        reverse("admin:accounts_apikey_changelist"),
+        {
+            "action": "revoke_selected",
+            "_selected_action": [one.pk, two.pk, three.pk],
+            "index": "0",
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    messages = [str(message) for message in response.context["messages"]]
+    assert messages == ["Revoked 2 keys. 1 was already revoked."]
+    for key in (one, two):
+        key.refresh_from_db()
+        assert key.revoked_at is not None
+    three.refresh_from_db()
+    assert three.revoked_at == revoked_at
+
+
+def test_key_changelist_offers_revoke_action(admin_client):
+    response = admin_client.get(reverse("admin:accounts_apikey_changelist"))
+
+    choices = response.context["action_form"].fields["action"].choices
+    assert ("revoke_selected", "Revoke selected keys") in choices
+
+
+def test_key_revoke_button(admin_client, account, make_key):
+    raw_key = make_key(account, name="Deploy")
+    key = APIKey.objects.get()
+    url = admin_url(key, "change", key.pk)
+    assert b'name="_revoke"' in admin_client.get(url).content
+
+    response = admin_client.post(
+        url,
+        {"name": "Deploy", "expires_at_0": "", "expires_at_1": "", "_revoke": "1"},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [(url, 302)]
+    messages = [str(message) for message in response.context["messages"]]
+    assert messages == [f"Revoked the key “{key}”."]
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert b'name="_revoke"' not in response.content
+    with pytest.raises(KeyRejected, match="revoked"):
+        verify_key(raw_key)
+
+
+@pytest.fixture
+def keys_by_state(account):
+    now = timezone.now()
+    active = issue_key(account=account, name="active").api_key
+    unlimited = issue_key(account=account, name="unlimited").api_key
+    APIKey.objects.filter(pk=active.pk).update(expires_at=now + timedelta(days=1))
+    expired = issue_key(account=account, name="expired").api_key
+    APIKey.objects.filter(pk=expired.pk).update(expires_at=now - timedelta(days=1))
+    revoked = issue_key(account=account, name="revoked").api_key
+    APIKey.objects.filter(pk=revoked.pk).update(
+        revoked_at=now, expires_at=now - timedelta(days=1)
+    )
+    return {
+        "active": {active, unlimited},
+        "expired": {expired},
+        "revoked": {revoked},
+    }
+
+
+@pytest.mark.parametrize("state", ["active", "expired", "revoked"])
+def test_key_state_filter(admin_client, keys_by_state, state):
+    response = admin_client.get(
+        reverse("admin:accounts_apikey_changelist"), {"state": state}
+    )
+
+    assert set(listed(response)) == keys_by_state[state]
+
+
+def test_key_changelist_queries_constant(
+    admin_client, make_account, make_key, django_assert_max_num_queries
+):
+    url = reverse("admin:accounts_apikey_changelist")
+
+    def add_keys(start, stop):
+        for index in range(start, stop):
+            make_key(make_account(f"Account {index:02}"), name=f"Key {index}")
+
+    add_keys(0, 3)
+    few = measure_changelist(admin_client, url, django_assert_max_num_queries)
+    add_keys(3, 30)
+    many = measure_changelist(admin_client, url, django_assert_max_num_queries)
+
+    assert few == many
+
+
+# Snapshots
+
+
+def snapshot_data(snapshot_id="", github_repo=""):
+    return {"snapshot_id": snapshot_id, "github_repo": github_repo}
+
+
+def write_snapshot(account, **changes):
+    return update_snapshot(account=account, actor=SETUP_ACTOR, **changes).snapshot
+
+
+def assert_expires_in_ttl(snapshot, before, after):
+    assert before + snapshot_ttl() <= snapshot.expires_at <= after + snapshot_ttl()
+
+
+@pytest.fixture
+def snapshot(account):
+    """A snapshot written 30 days ago, so it has expired."""
+    written_at = timezone.now() - timedelta(days=30)
+    return write_snapshot(
+        account, snapshot_id="snap_old", github_repo=REPO, now=written_at
+    )
+
+
+def test_snapshot_changelist_and_search(admin_client, snapshot, make_account):
+    other = write_snapshot(make_account("Other"), snapshot_id="snap_other")
+    url = reverse("admin:sandboxes_accountsnapshot_changelist")
+
+    assert set(listed(admin_client.get(url))) == {snapshot, other}
+    assert listed(admin_client.get(url, {"q": "Caller"})) == [snapshot]
+    assert listed(admin_client.get(url, {"q": "snap_other"})) == [other]
+    assert listed(admin_client.get(url, {"q": str(snapshot.account_id)})) == [
+        snapshot
+    ]
+
+
+def test_snapshot_add_page_renders_empty_fields(admin_client):
+    response = admin_client.get(reverse("admin:sandboxes_accountsnapshot_add"))
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "DatabaseDefault" not in content
+    form = response.context["adminform"].form
+    assert form["snapshot_id"].value() is None
+    assert form["github_repo"].value() is None
+
+
+def test_snapshot_change_page(admin_client, snapshot):
+    response = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.fields) == [
+        "snapshot_id",
+        "github_repo",
+    ]
+    assert "snap_old" in response.content.decode()
+
+
+def test_snapshot_add_sets_expiry(admin_client, account):
+    before = timezone.now()
+    response = admin_client.post(
+        reverse("admin:sandboxes_accountsnapshot_add"),
+        {"account": account.pk, **snapshot_data("snap_1", REPO)},
+    )
+    after = timezone.now()
+
+    assert response.status_code == 302, response.content[:500]
+    snapshot = AccountSnapshot.objects.get()
+    assert (snapshot.account, snapshot.snapshot_id) == (account, "snap_1")
+    assert snapshot.github_repo == REPO
+    assert_expires_in_ttl(snapshot, before, after)
+    assert response["Location"] == admin_url(snapshot, "changelist")
+
+
+def test_snapshot_change_recorded_as_staff(admin_client, admin_user, snapshot):
+    response = admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk),
+        snapshot_data("snap_new", REPO),
+        REMOTE_ADDR="127.0.0.7",
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    entry = SnapshotHistory.objects.exclude(actor=SETUP_ACTOR.name).get()
+    assert entry.actor_type == SnapshotHistory.ActorType.STAFF
+    assert (entry.user, entry.actor) == (admin_user, admin_user.username)
+    assert entry.source == "127.0.0.7"
+    assert entry.request_id == response["X-Request-ID"]
+    assert (entry.snapshot_id_before, entry.snapshot_id_after) == (
+        "snap_old",
+        "snap_new",
+    )
+
+
+def test_snapshot_add_with_empty_fields_stores_nulls(admin_client, account):
+    response = admin_client.post(
+        reverse("admin:sandboxes_accountsnapshot_add"),
+        {"account": account.pk, **snapshot_data()},
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    snapshot = AccountSnapshot.objects.get()
+    assert (snapshot.snapshot_id, snapshot.github_repo) == (None, None)
+    assert snapshot.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("snapshot_id", "snap 1", "snapshotId contains whitespace"),
+        ("snapshot_id", "snap_é", "snapshotId contains whitespace"),
+        ("snapshot_id", "a" * 256, "at most 255"),
+        ("github_repo", "github.com/recoup/app", "is not an absolute http"),
+        ("github_repo", "https://user:pw@github.com/a/b", "contains a user name"),
+    ],
+)
+def test_snapshot_add_rejects_invalid_value(
+    admin_client, account, field, value, message
+):
+    data = {"account": account.pk, **snapshot_data("snap_1", REPO), field: value}
+
+    response = admin_client.post(reverse("admin:sandboxes_accountsnapshot_add"), data)
+
+    assert message in error_text(response)
+    assert field in response.context["adminform"].form.errors
+    assert not AccountSnapshot.objects.exists()
+
+
+def test_snapshot_add_for_account_with_snapshot_rejected(
+    admin_client, account, snapshot
+):
+    response = admin_client.post(
+        reverse("admin:sandboxes_accountsnapshot_add"),
+        {"account": account.pk, **snapshot_data("snap_new", REPO)},
+    )
+
+    assert "already exists" in error_text(response)
+    assert AccountSnapshot.objects.get().snapshot_id == "snap_old"
+
+
+def test_snapshot_change_repo_keeps_expiry(admin_client, snapshot):
+    new_repo = "https://github.com/recoup/other"
+
+    response = admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk),
+        snapshot_data("snap_old", new_repo),
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    changed = AccountSnapshot.objects.get()
+    assert changed.github_repo == new_repo
+    assert changed.expires_at == snapshot.expires_at
+    assert changed.updated_at > snapshot.updated_at
+
+
+def test_snapshot_change_id_renews_expiry(admin_client, snapshot):
+    before = timezone.now()
+    response = admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk), snapshot_data("snap_new", REPO)
+    )
+    after = timezone.now()
+
+    assert response.status_code == 302, response.content[:500]
+    changed = AccountSnapshot.objects.get()
+    assert changed.snapshot_id == "snap_new"
+    assert_expires_in_ttl(changed, before, after)
+
+
+def test_snapshot_clear_id_clears_expiry(admin_client, snapshot):
+    response = admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk), snapshot_data("", REPO)
+    )
+
+    assert response.status_code == 302, response.content[:500]
+    changed = AccountSnapshot.objects.get()
+    assert changed.snapshot_id is None
+    assert changed.expires_at is None
+    assert changed.github_repo == REPO
+
+
+@pytest.mark.parametrize(
+    ("data", "changes"),
+    [
+        (snapshot_data("snap_old", REPO), None),
+        (snapshot_data("snap_new", REPO), {"snapshot_id": "snap_new"}),
+        (snapshot_data("snap_old", ""), {"github_repo": None}),
+        (snapshot_data("", ""), {"snapshot_id": None, "github_repo": None}),
+    ],
+)
+def test_snapshot_change_sends_only_changed_fields(
+    admin_client, snapshot, data, changes
+):
+    with mock.patch.object(
+        sandboxes_admin, "update_snapshot", wraps=update_snapshot
+    ) as service:
+        response = admin_client.post(admin_url(snapshot, "change", snapshot.pk), data)
+
+    assert response.status_code == 302, response.content[:500]
+    if changes is None:
+        service.assert_not_called()
+    else:
+        service.assert_called_once_with(
+            account=snapshot.account, actor=mock.ANY, **changes
+        )
+
+
+def test_snapshot_change_rejects_invalid_id(admin_client, snapshot):
+    response = admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk), snapshot_data("snap id", REPO)
+    )
+
+    assert "snapshotId contains whitespace" in error_text(response)
+    assert "snapshot_id" in response.context["adminform"].form.errors
+    unchanged = AccountSnapshot.objects.get()
+    assert unchanged.snapshot_id == "snap_old"
+    assert unchanged.updated_at == snapshot.updated_at
+
+
+def test_snapshot_delete_disabled(admin_client, snapshot):
+    response = admin_client.get(admin_url(snapshot, "delete", snapshot.pk))
+
+    assert response.status_code == 403
+    assert AccountSnapshot.objects.exists()
+
+
+@pytest.mark.parametrize("state", ["active", "expired"])
+def test_snapshot_state_filter(admin_client, snapshot, make_account, state):
+    active = write_snapshot(make_account("Other"), snapshot_id="snap_new")
+    write_snapshot(make_account("Empty"), github_repo=REPO)
+    expected = {"active": [active], "expired": [snapshot]}[state]
+
+    response = admin_client.get(
+        reverse("admin:sandboxes_accountsnapshot_changelist"), {"state": state}
+    )
+
+    assert listed(response) == expected
+
+
+def test_snapshot_changelist_queries_constant(
+    admin_client, make_account, django_assert_max_num_queries
+):
+    url = reverse("admin:sandboxes_accountsnapshot_changelist")
+
+    def add_snapshots(start, stop):
+        for index in range(start, stop):
+            account = make_account(f"Account {index:02}")
+            write_snapshot(account, snapshot_id=f"snap_{index}")
+
+    add_snapshots(0, 3)
+    few = measure_changelist(admin_client, url, django_assert_max_num_queries)
+    add_snapshots(3, 30)
+    many = measure_changelist(admin_client, url, django_assert_max_num_queries)
+
+    assert few == many
+
+
+# Access
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    [
+        "admin:index",
+        "admin:accounts_account_changelist",
+        "admin:accounts_organizationmembership_changelist",
+        "admin:accounts_apikey_changelist",
+        "admin:accounts_apikey_add",
+        "admin:sandboxes_accountsnapshot_changelist",
+        "admin:sandboxes_accountsnapshot_add",
+    ],
+)
+def test_non_staff_redirected_to_login(client, django_user_model, url_name):
+    user = django_user_model.objects.create_user(username="viewer", password="pw")
+    client.force_login(user)
+    url = reverse(url_name)
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
