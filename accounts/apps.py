@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts and API keys"
+
+    def ready(self):
+        from . import openapi  # noqa: F401 (registers the schema extension)

@@ -211,11 +211,11 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api",
-    "COMPONENT_SPLIT_REQUEST": True,
+    # Name the PATCH body UpdateSnapshotRequest, as the public contract does.
+    "COMPONENT_SPLIT_PATCH": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {},
 }
 
 LOG_FORMAT = env("LOG_FORMAT")

@@ -4,6 +4,7 @@ import re
 import uuid
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from .models import AccountSnapshot
@@ -33,6 +34,49 @@ class _ValidatedText(serializers.Field):
         return value
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[\\x21-\\x7e]+$",
+        "description": "The snapshot ID to set for the account. This snapshot "
+        "will be used as the base environment when creating new sandboxes. "
+        "null clears it.",
+        "example": "snap_abc123def456",
+    }
+)
+class _SnapshotId(_ValidatedText):
+    def __init__(self):
+        super().__init__(validate_snapshot_id)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "uri",
+        "maxLength": 2048,
+        "description": "The GitHub repository URL to associate with the account's "
+        "sandbox environment. Must be a valid http or https URL without "
+        "credentials. null clears it.",
+        "example": "https://github.com/org/repo",
+    }
+)
+class _GithubRepo(_ValidatedText):
+    def __init__(self):
+        super().__init__(validate_github_repo)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "uuid",
+        "description": "UUID of the account to update the snapshot for. Only "
+        "applicable when the authenticated account has access to multiple "
+        "accounts via organization membership. If not provided, updates the "
+        "snapshot for the API key's own account.",
+    }
+)
 class _AccountId(serializers.Field):
     def __init__(self, **kwargs):
         super().__init__(required=False, **kwargs)
@@ -64,11 +108,12 @@ def _describe(value, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "…" + text[-1]
 
 
+@extend_schema_serializer(component_name="UpdateSnapshotRequest")
 class SnapshotUpdateSerializer(serializers.Serializer):
     """The body of ``PATCH /api/sandboxes``: every field optional, no others."""
 
-    snapshotId = _ValidatedText(validate_snapshot_id)
-    github_repo = _ValidatedText(validate_github_repo)
+    snapshotId = _SnapshotId()
+    github_repo = _GithubRepo()
     account_id = _AccountId()
 
     # Common spellings of a field under another name.
@@ -137,18 +182,35 @@ def _json_type(value) -> str:
     return "number"
 
 
+@extend_schema_serializer(component_name="UpdateSnapshotResponse")
 class SnapshotSerializer(serializers.ModelSerializer):
-    """An account's snapshot as the API returns it."""
+    """An account's snapshot as the API returns it. For an account without a
+    record every field but account_id is null."""
 
-    account_id = serializers.UUIDField(read_only=True)
+    account_id = serializers.UUIDField(
+        read_only=True, help_text="The account ID this snapshot belongs to"
+    )
+    snapshot_id = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The snapshot ID that was set for the account; null if none is set",
+    )
+    expires_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the snapshot expires; null if no snapshot is set",
+    )
+    github_repo = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="The GitHub repository URL associated with the sandbox",
+    )
+    created_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the snapshot record was created; null if the account has none",
+    )
 
     class Meta:
         model = AccountSnapshot
-        fields = [
-            "account_id",
-            "snapshot_id",
-            "expires_at",
-            "github_repo",
-            "created_at",
-        ]
-        read_only_fields = fields
+        fields = ["account_id", "snapshot_id", "expires_at", "github_repo", "created_at"]

@@ -1,7 +1,7 @@
-from django.urls import re_path
+from django.urls import path
 
 from .views import SandboxSnapshotView
 
 urlpatterns = [
-    re_path(r"^sandboxes/?$", SandboxSnapshotView.as_view(), name="sandboxes"),
+    path("sandboxes", SandboxSnapshotView.as_view(), name="sandboxes"),
 ]

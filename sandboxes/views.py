@@ -11,6 +11,7 @@ from accounts.permissions import CanActForAccount
 from recoup.clients import client_address
 
 from . import services
+from .openapi import update_snapshot_schema
 from .serializers import SnapshotSerializer, SnapshotUpdateSerializer
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class SandboxSnapshotView(APIView):
             self._log(response.status_code, time.perf_counter() - started)
         return response
 
+    @update_snapshot_schema
     def patch(self, request):
         if request.stream is None:
             raise exceptions.ParseError(

@@ -1,0 +1,67 @@
+"""The OpenAPI description of ``PATCH /api/sandboxes``, kept beside the view
+so that the schema and the code change together."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
+
+from .serializers import SnapshotSerializer, SnapshotUpdateSerializer
+
+
+class SandboxErrorResponse(serializers.Serializer):
+    error = serializers.CharField(help_text="Error message describing what went wrong")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For a validation error: the messages of each invalid field.",
+    )
+
+
+def _error(description):
+    return OpenApiResponse(response=SandboxErrorResponse, description=description)
+
+
+update_snapshot_schema = extend_schema(
+    operation_id="updateSnapshot",
+    summary="Update Snapshot",
+    # Either credential is accepted: two requirement objects, not one with both.
+    auth=[{"ApiKeyAuth": []}, {"BearerAuth": []}],
+    description=(
+        "Set a custom snapshot ID for an account. By default, updates the key "
+        "owner's account. Pass account_id to target a specific account the API "
+        "key has access to. This allows accounts to use a specific sandbox "
+        "snapshot when creating new sandboxes, enabling reproducible "
+        "environments with pre-configured tools, dependencies, and files."
+    ),
+    request=SnapshotUpdateSerializer,
+    responses={
+        200: OpenApiResponse(
+            response=SnapshotSerializer, description="Snapshot ID updated successfully"
+        ),
+        400: _error("Bad request - invalid snapshot ID, repository, account_id or JSON"),
+        401: _error("Unauthorized - invalid or missing API key"),
+        403: _error(
+            "Forbidden - account_id is not a member of the organization or account "
+            "tried to use an account_id they don't have access to"
+        ),
+        404: _error(
+            "Not found - account_id does not exist; returned to platform staff only, "
+            "everyone else gets 403"
+        ),
+        413: _error("Payload too large - the body is over 64 KiB"),
+        415: _error("Unsupported media type - the body is not application/json"),
+        429: _error(
+            "Too many requests - over the key's rate limit, or too many failed "
+            "authentications from the address; see Retry-After"
+        ),
+    },
+    examples=[
+        OpenApiExample(
+            "Set a snapshot",
+            value={
+                "snapshotId": "snap_abc123def456",
+                "github_repo": "https://github.com/org/repo",
+            },
+            request_only=True,
+        )
+    ],
+)
