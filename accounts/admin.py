@@ -127,7 +127,6 @@ class MemberInline(admin.TabularInline):
     autocomplete_fields = ("account",)
     ordering = ("account__name",)
     extra = 0
-    max_num = 0
     verbose_name = "member"
     verbose_name_plural = "members"
 

@@ -33,7 +33,10 @@ class APIKeyAuthentication(BaseAuthentication):
         limiter.check(request)
         try:
             return self._authenticate(request)
-        except (exceptions.AuthenticationFailed, exceptions.NotAuthenticated) as failure:
+        except (
+            exceptions.AuthenticationFailed,
+            exceptions.NotAuthenticated,
+        ) as failure:
             limiter.record_failure(request)
             logger.warning(
                 "API authentication failed from %s: %s",

@@ -41,7 +41,10 @@ class AuthFailureLimiter(_SettingsRate, SimpleRateThrottle):
     scope = "auth_failure"
 
     def get_cache_key(self, request, view=None):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": self.get_ident(request),
+        }
 
     def _load(self, request):
         self.key = self.get_cache_key(request)

@@ -14,9 +14,11 @@ def healthz(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as error:
-        logger.error("Health check failed: database unavailable (%s)", type(error).__name__)
+        logger.error(
+            "Health check failed: database unavailable (%s)", type(error).__name__
+        )
         return JsonResponse(
-            {"error": "The database is unavailable. The service cannot serve requests."},
+            {"error": "The database is unavailable. Retry in a few seconds."},
             status=503,
         )
     return JsonResponse({"status": "ok"})

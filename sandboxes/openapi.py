@@ -37,7 +37,9 @@ update_snapshot_schema = extend_schema(
         200: OpenApiResponse(
             response=SnapshotSerializer, description="Snapshot ID updated successfully"
         ),
-        400: _error("Bad request - invalid snapshot ID, repository, account_id or JSON"),
+        400: _error(
+            "Bad request - invalid snapshot ID, repository, account_id or JSON"
+        ),
         401: _error("Unauthorized - invalid or missing API key"),
         403: _error(
             "Forbidden - account_id is not a member of the organization or account "

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from .models import AccountSnapshot
+from .models import AccountSnapshot, SnapshotHistory
 from .services import UNCHANGED
 from .validators import validate_github_repo, validate_snapshot_id
 
@@ -213,4 +213,51 @@ class SnapshotSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AccountSnapshot
-        fields = ["account_id", "snapshot_id", "expires_at", "github_repo", "created_at"]
+        fields = [
+            "account_id",
+            "snapshot_id",
+            "expires_at",
+            "github_repo",
+            "created_at",
+        ]
+
+
+class _SnapshotValues(serializers.Serializer):
+    snapshot_id = serializers.CharField(allow_null=True)
+    github_repo = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class SnapshotHistorySerializer(serializers.ModelSerializer):
+    """One change of an account's snapshot, with the values before and after."""
+
+    account_id = serializers.UUIDField(read_only=True)
+    before = serializers.SerializerMethodField()
+    after = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SnapshotHistory
+        fields = [
+            "account_id",
+            "changed_at",
+            "actor_type",
+            "actor",
+            "source",
+            "request_id",
+            "before",
+            "after",
+        ]
+
+    def get_before(self, entry) -> dict:
+        return self._values(entry, "before")
+
+    def get_after(self, entry) -> dict:
+        return self._values(entry, "after")
+
+    def _values(self, entry, side):
+        return _SnapshotValues(
+            {
+                field: getattr(entry, f"{field}_{side}")
+                for field in ("snapshot_id", "github_repo", "expires_at")
+            }
+        ).data

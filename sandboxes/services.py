@@ -117,7 +117,7 @@ class SnapshotChange:
 def update_snapshot(
     *,
     account: Account,
-    actor: Actor = None,  # TODO: required once every caller passes one
+    actor: Actor,
     snapshot_id: str | _Unchanged | None = UNCHANGED,
     github_repo: str | _Unchanged | None = UNCHANGED,
     now: datetime | None = None,
@@ -132,7 +132,6 @@ def update_snapshot(
     _validate(snapshot_id, github_repo)
     if snapshot_id is UNCHANGED and github_repo is UNCHANGED:
         return SnapshotChange(snapshot=get_snapshot(account), written=False)
-    actor = actor or Actor.for_command("unspecified")
 
     now = now or timezone.now()
     changes = {}
@@ -248,8 +247,10 @@ def _record_from_current_row(account, changes, *, actor, now) -> bool:
         snapshot.get_field("account").get_db_prep_value(account.pk, connection)
     )
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    # Every identifier comes from the models' metadata, quoted, and every
+    # value is a query parameter.
     sql = (
-        f"INSERT INTO {quote(history.db_table)} "
+        f"INSERT INTO {quote(history.db_table)} "  # noqa: S608
         f"({', '.join(quote(column) for column in columns)}) "
         f"SELECT {', '.join(expressions)} FROM {quote(snapshot.db_table)} current "
         f"WHERE current.{account_column} = %s{lock}"

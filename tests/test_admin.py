@@ -236,9 +236,7 @@ def test_membership_add_creates_membership(admin_client, account, label):
     assert membership.role == "admin"
 
 
-def test_membership_rejects_personal_organization(
-    admin_client, account, make_account
-):
+def test_membership_rejects_personal_organization(admin_client, account, make_account):
     personal = make_account("Friend")
 
     response = admin_client.post(
@@ -685,9 +683,7 @@ def test_snapshot_changelist_and_search(admin_client, snapshot, make_account):
     assert set(listed(admin_client.get(url))) == {snapshot, other}
     assert listed(admin_client.get(url, {"q": "Caller"})) == [snapshot]
     assert listed(admin_client.get(url, {"q": "snap_other"})) == [other]
-    assert listed(admin_client.get(url, {"q": str(snapshot.account_id)})) == [
-        snapshot
-    ]
+    assert listed(admin_client.get(url, {"q": str(snapshot.account_id)})) == [snapshot]
 
 
 def test_snapshot_add_page_renders_empty_fields(admin_client):

@@ -6,27 +6,30 @@ from rest_framework.test import APIClient
 
 from accounts.keys import issue_key
 from accounts.models import Account
-from sandboxes.models import AccountSnapshot
+from sandboxes.models import AccountSnapshot, SnapshotHistory
+from sandboxes.services import TRACKED_FIELDS
 
 from .conftest import requires_postgres
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
 
-def run_at_once(count, send):
-    """Call ``send(n)`` from ``count`` threads released together; return the
-    responses in order."""
-    barrier = threading.Barrier(count)
+def run_at_once(count, send, *, threads=None):
+    """Call ``send(n)`` for n in range(count) from ``threads`` threads (one per
+    call by default) released together; return the responses in order."""
+    threads = threads or count
+    barrier = threading.Barrier(threads)
     responses = [None] * count
 
-    def work(n):
+    def work(first):
         try:
             barrier.wait(timeout=10)
-            responses[n] = send(n)
+            for n in range(first, count, threads):
+                responses[n] = send(n)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(count)]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -59,3 +62,38 @@ def test_concurrent_first_writes_make_one_record():
     assert stored.github_repo in {f"https://g.io/{n}" for n in range(0, 20, 2)}
     created = {r.json()["created_at"] for r in responses}
     assert len(created) == 1
+
+
+def test_concurrent_writes_keep_history_exact():
+    accounts = [Account.objects.create(name=f"Artist {n}") for n in range(10)]
+    keys = [issue_key(account=account).raw_key for account in accounts]
+
+    def send(n):
+        if n % 3 == 0:
+            body = {"snapshotId": f"snap_{n}"}
+        elif n % 3 == 1:
+            body = {"github_repo": f"https://g.io/{n}"}
+        else:
+            body = {"snapshotId": f"snap_{n}", "github_repo": f"https://g.io/{n}"}
+        return APIClient().patch(
+            "/api/sandboxes", body, format="json", HTTP_X_API_KEY=keys[n % 10]
+        )
+
+    # Each thread holds a database connection, and PostgreSQL allows 100 by
+    # default, so 40 threads send the 100 requests.
+    responses = run_at_once(100, send, threads=40)
+
+    assert [r.status_code for r in responses] == [200] * 100
+    for account in accounts:
+        assert AccountSnapshot.objects.filter(account=account).count() == 1
+        history = list(SnapshotHistory.objects.filter(account=account).order_by("id"))
+        assert len(history) == 10
+        # Each change starts from the state the previous one left.
+        previous = {field: None for field in TRACKED_FIELDS}
+        for entry in history:
+            assert {
+                f: getattr(entry, f"{f}_before") for f in TRACKED_FIELDS
+            } == previous
+            previous = {f: getattr(entry, f"{f}_after") for f in TRACKED_FIELDS}
+        stored = AccountSnapshot.objects.get(account=account)
+        assert {f: getattr(stored, f) for f in TRACKED_FIELDS} == previous

@@ -1,9 +1,8 @@
-import uuid
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Account, OrganizationMembership
+from accounts.management.lookup import load_account
+from accounts.models import OrganizationMembership
 from accounts.services import add_member
 
 Role = OrganizationMembership.Role
@@ -60,21 +59,3 @@ class Command(BaseCommand):
             f"{account} ({account.pk}) is now a member of {organization} "
             f"({organization.pk}) with the role {membership.role}."
         )
-
-
-def load_account(value, *, option: str) -> Account:
-    """Return the account whose id is ``value``, or raise CommandError."""
-    try:
-        account_id = uuid.UUID(str(value))
-    except ValueError:
-        raise CommandError(
-            f"{option} {value!r} is not a UUID. Give an account id, such as "
-            "550e8400-e29b-41d4-a716-446655440000."
-        ) from None
-    account = Account.objects.filter(pk=account_id).first()
-    if account is None:
-        raise CommandError(
-            f"No account has the id {account_id}. Check {option}. The "
-            "create_account command prints the id of each new account."
-        )
-    return account

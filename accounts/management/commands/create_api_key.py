@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.keys import issue_key
-from accounts.management.commands.add_member import load_account
+from accounts.management.lookup import load_account
 from accounts.models import APIKey
 
 NAME_MAX_LENGTH = APIKey._meta.get_field("name").max_length

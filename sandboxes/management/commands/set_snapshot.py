@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.commands.add_member import load_account
+from accounts.management.lookup import load_account
 from sandboxes.serializers import SnapshotSerializer
 from sandboxes.services import UNCHANGED, Actor, update_snapshot
 

@@ -1,0 +1,60 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from accounts.management.lookup import load_account
+from sandboxes.models import SnapshotHistory
+from sandboxes.serializers import SnapshotHistorySerializer
+
+CHUNK_SIZE = 500
+EMPTY = "-"
+
+
+class Command(BaseCommand):
+    help = "Print the history of an account's snapshot changes, oldest first."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--account", required=True, help="The id (UUID) of the account."
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print one JSON array of changes instead of a table.",
+        )
+
+    def handle(self, *args, **options):
+        account = load_account(options["account"], option="--account")
+        entries = SnapshotHistory.objects.filter(account=account).order_by(
+            "changed_at", "id"
+        )
+        if options["json"]:
+            serializer = SnapshotHistorySerializer()
+            separator = "["
+            for entry in entries.iterator(chunk_size=CHUNK_SIZE):
+                data = serializer.to_representation(entry)
+                self.stdout.write(separator + json.dumps(data), ending="")
+                separator = ",\n"
+            self.stdout.write("[]" if separator == "[" else "]")
+            return
+
+        count = 0
+        for entry in entries.iterator(chunk_size=CHUNK_SIZE):
+            count += 1
+            self.stdout.write(
+                f"{entry.changed_at.isoformat()}  {entry.get_actor_type_display()} "
+                f"{entry.actor} from {entry.source or EMPTY}"
+            )
+            for field in ("snapshot_id", "github_repo", "expires_at"):
+                before = getattr(entry, f"{field}_before")
+                after = getattr(entry, f"{field}_after")
+                if before != after:
+                    self.stdout.write(f"    {field}: {_text(before)} -> {_text(after)}")
+        if not count:
+            self.stdout.write(f"No snapshot changes for account {account.pk}.")
+
+
+def _text(value):
+    if value is None:
+        return EMPTY
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
