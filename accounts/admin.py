@@ -162,7 +162,7 @@ class APIKeyInline(admin.TabularInline):
 class AccountAdmin(UUIDSearchMixin, admin.ModelAdmin):
     list_display = ("name", "id", "is_organization", "created_at")
     list_filter = (AccountKindFilter,)
-    search_fields = ("name",)
+    search_fields = ("=name",)
     uuid_search_fields = ("pk",)
     fields = ("name", "is_organization", "id", "created_at")
     readonly_fields = ("id", "created_at")

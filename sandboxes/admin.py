@@ -48,9 +48,6 @@ class AccountSnapshotForm(forms.ModelForm):
             )
         super().__init__(*args, instance=instance, **kwargs)
 
-    def _get_validation_exclusions(self):
-        return super()._get_validation_exclusions() | {"snapshot_id", "github_repo"}
-
 
 def _copy_fields(source, target):
     for field in target._meta.concrete_fields:

@@ -29,11 +29,11 @@ def run_at_once(count, send, *, threads=None):
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
     return responses
 
 
