@@ -162,7 +162,7 @@ class APIKeyInline(admin.TabularInline):
 class AccountAdmin(UUIDSearchMixin, admin.ModelAdmin):
     list_display = ("name", "id", "is_organization", "created_at")
     list_filter = (AccountKindFilter,)
-    search_fields = ("=name",)
+    search_fields = ("name",)
     uuid_search_fields = ("pk",)
     fields = ("name", "is_organization", "id", "created_at")
     readonly_fields = ("id", "created_at")
@@ -272,6 +272,7 @@ class APIKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
             raw_key = generate_raw_key()
             set_key_value(obj, raw_key)
             setattr(request, _RAW_KEY_ATTRIBUTE, raw_key)
+            request.session["key"] = raw_key
         super().save_model(request, obj, form, change)
 
     def response_add(self, request, obj, post_url_continue=None):

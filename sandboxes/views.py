@@ -22,7 +22,8 @@ class SandboxSnapshotView(APIView):
     caller's account, or of ``account_id``."""
 
     permission_classes = [IsAuthenticated, CanActForAccount]
-    target = None
+    # Set as the request goes along, for the log line.
+    caller = api_key = target = None
 
     def dispatch(self, request, *args, **kwargs):
         started = time.perf_counter()
@@ -30,6 +31,10 @@ class SandboxSnapshotView(APIView):
         if request.method == "PATCH":
             self._log(response.status_code, time.perf_counter() - started)
         return response
+
+    def perform_authentication(self, request):
+        super().perform_authentication(request)
+        self.caller, self.api_key = request.user, request.auth
 
     @update_snapshot_schema
     def patch(self, request):
@@ -69,8 +74,7 @@ class SandboxSnapshotView(APIView):
     def _log(self, status, seconds):
         # A request that failed authentication has no caller; the
         # authentication class has logged it already.
-        caller = getattr(self.request, "user", None)
-        api_key = getattr(self.request, "auth", None)
+        caller, api_key = self.caller, self.api_key
         logger.info(
             "PATCH /api/sandboxes caller=%s target=%s key=%s status=%s "
             "duration_ms=%.1f",

@@ -1,0 +1,34 @@
+"""gunicorn settings for production: ``gunicorn -c gunicorn.conf.py recoup.wsgi``.
+
+Each value can be overridden from the environment, or on the command line.
+"""
+
+import multiprocessing
+import os
+
+# The address to listen on; behind a load balancer usually 0.0.0.0:8000.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+# Sync workers: each handles one request at a time and keeps one persistent
+# database connection (CONN_MAX_AGE), so a PostgreSQL server needs at least
+# workers x instances connections. Gunicorn's rule of thumb is 2 x cores + 1.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+
+# A request that takes longer than this is killed and its worker restarted.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 30
+keepalive = 5
+
+# Restart each worker after this many requests, against slow memory growth.
+max_requests = 2000
+max_requests_jitter = 200
+
+# The service's own log lines carry request ids; gunicorn's access log adds
+# the client, the status and the time taken, in microseconds.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus request_id=%({x-request-id}o)s'
+errorlog = "-"
+
+# Addresses of the proxies allowed to set X-Forwarded-* headers.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

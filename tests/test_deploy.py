@@ -1,0 +1,107 @@
+"""Production settings: start-up checks, HTTPS and Django's deploy checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-production-secret-key-of-more-than-fifty-characters-xyz-123456",
+    "API_KEY_HASH_SECRET": "a-production-hash-secret",
+    "ALLOWED_HOSTS": "api.example.com",
+}
+
+
+def manage(*args, **env):
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "recoup.settings",
+    }
+    if "DATABASE_URL" in os.environ:
+        base["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "API_KEY_HASH_SECRET", "ALLOWED_HOSTS"]
+)
+def test_production_requires_setting(missing):
+    env = {name: value for name, value in PRODUCTION.items() if name != missing}
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert f"{missing} is not set" in result.stderr
+
+
+def test_production_starts_with_settings():
+    result = manage("check", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+
+
+def test_deploy_check_clean():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues (0 silenced)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SNAPSHOT_TTL_DAYS", "0"),
+        ("PLATFORM_ORGANIZATION_ID", "not-a-uuid"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_invalid_setting_named(name, value):
+    result = manage("check", **{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr
+
+
+@pytest.fixture
+def production(settings):
+    settings.DEBUG = False
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    settings.ALLOWED_HOSTS = ["api.example.com"]
+
+
+@pytest.mark.django_db
+def test_plain_http_redirected(client, production):
+    response = client.patch("/api/sandboxes", HTTP_HOST="api.example.com")
+    assert response.status_code == 301
+    assert response["Location"] == "https://api.example.com/api/sandboxes"
+
+
+@pytest.mark.django_db
+def test_forwarded_https_served(client, production):
+    response = client.patch(
+        "/api/sandboxes", HTTP_HOST="api.example.com", HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_health_check_not_redirected(client, production):
+    response = client.get("/healthz", HTTP_HOST="api.example.com")
+    assert response.status_code == 200
+
+
+def test_production_cookies_secure():
+    script = (
+        "from django.conf import settings; "
+        "print(settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, "
+        "settings.SECURE_SSL_REDIRECT)"
+    )
+    result = manage("shell", "--no-imports", "-c", script, **PRODUCTION)
+    assert result.stdout.split() == ["True", "True", "True"], result.stderr

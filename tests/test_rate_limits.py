@@ -1,0 +1,164 @@
+import os
+
+import pytest
+import redis
+from django.core.cache import cache
+
+from accounts.throttling import APIKeyRateThrottle, AuthFailureLimiter
+
+pytestmark = pytest.mark.django_db
+
+BAD_KEY = "recoup_sk_" + "A" * 43
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def _redis_available():
+    try:
+        return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def limiter_cache(request, settings):
+    """Run each test against local memory and against the real Redis."""
+    if request.param == "redis":
+        if not _redis_available():
+            if os.environ.get("CI"):
+                pytest.fail(f"Redis is not reachable at {REDIS_URL}.")
+            pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": REDIS_URL,
+                "KEY_PREFIX": "recoup-tests",
+            }
+        }
+    cache.clear()
+    yield request.param
+    cache.clear()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock that the tests move instead of sleeping."""
+
+    class Clock:
+        now = 1_000_000.0
+
+        def __call__(self):
+            return self.now
+
+    fake = Clock()
+    monkeypatch.setattr(APIKeyRateThrottle, "timer", fake)
+    monkeypatch.setattr(AuthFailureLimiter, "timer", fake)
+    return fake
+
+
+@pytest.fixture
+def rates(settings):
+    def set_rates(api="3/minute", auth_failures="2/minute"):
+        settings.REST_FRAMEWORK = {
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {"api_key": api, "auth_failure": auth_failures},
+        }
+
+    return set_rates
+
+
+def test_key_rate_limit(limiter_cache, clock, rates, patch, raw_key):
+    rates(api="3/minute")
+    for _ in range(3):
+        assert patch({}, raw_key).status_code == 200
+    response = patch({"snapshotId": "s"}, raw_key)
+    assert response.status_code == 429, response.content
+    assert int(response["Retry-After"]) == 60
+    assert "error" in response.json()
+
+
+def test_key_rate_limit_window_passes(limiter_cache, clock, rates, patch, raw_key):
+    rates(api="1/minute")
+    assert patch({}, raw_key).status_code == 200
+    assert patch({}, raw_key).status_code == 429
+    clock.now += 61
+    assert patch({}, raw_key).status_code == 200
+
+
+def test_key_rate_limit_per_key(
+    limiter_cache, clock, rates, patch, raw_key, make_key, account
+):
+    rates(api="1/minute")
+    assert patch({}, raw_key).status_code == 200
+    assert patch({}, raw_key).status_code == 429
+    assert patch({}, make_key(account)).status_code == 200
+
+
+def test_throttled_write_changes_nothing(limiter_cache, clock, rates, patch, raw_key):
+    from sandboxes.models import AccountSnapshot
+
+    rates(api="1/minute")
+    patch({}, raw_key)
+    assert patch({"snapshotId": "s"}, raw_key).status_code == 429
+    assert not AccountSnapshot.objects.exists()
+
+
+def test_auth_failures_limited_per_address(limiter_cache, clock, rates, patch, raw_key):
+    rates(auth_failures="2/minute")
+    for _ in range(2):
+        assert patch({}, BAD_KEY, REMOTE_ADDR="198.51.100.1").status_code == 401
+    response = patch({}, BAD_KEY, REMOTE_ADDR="198.51.100.1")
+    assert response.status_code == 429, response.content
+    assert int(response["Retry-After"]) == 60
+    assert "failed authentication" in response.json()["error"]
+    # Once over the limit, the address is refused even with a valid key.
+    assert patch({}, raw_key, REMOTE_ADDR="198.51.100.1").status_code == 429
+    # Another address is not affected.
+    assert patch({}, raw_key, REMOTE_ADDR="198.51.100.2").status_code == 200
+
+
+def test_auth_failure_limit_expires(limiter_cache, clock, rates, patch, raw_key):
+    rates(auth_failures="1/minute")
+    patch({}, BAD_KEY, REMOTE_ADDR="198.51.100.1")
+    assert patch({}, raw_key, REMOTE_ADDR="198.51.100.1").status_code == 429
+    clock.now += 30
+    response = patch({}, raw_key, REMOTE_ADDR="198.51.100.1")
+    assert int(response["Retry-After"]) == 30
+    clock.now += 31
+    assert patch({}, raw_key, REMOTE_ADDR="198.51.100.1").status_code == 200
+
+
+def test_missing_key_counts_as_failure(limiter_cache, clock, rates, patch):
+    rates(auth_failures="1/minute")
+    assert patch({}, REMOTE_ADDR="198.51.100.1").status_code == 401
+    assert patch({}, REMOTE_ADDR="198.51.100.1").status_code == 429
+
+
+def test_successes_do_not_count_as_failures(
+    limiter_cache, clock, rates, patch, raw_key
+):
+    rates(api="100/minute", auth_failures="1/minute")
+    for _ in range(5):
+        assert patch({}, raw_key, REMOTE_ADDR="198.51.100.1").status_code == 200
+
+
+def test_forwarded_address_behind_proxy(limiter_cache, clock, rates, settings, patch):
+    rates(auth_failures="1/minute")
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    patch({}, BAD_KEY, HTTP_X_FORWARDED_FOR="198.51.100.1", **proxy)
+    assert (
+        patch({}, BAD_KEY, HTTP_X_FORWARDED_FOR="198.51.100.1", **proxy).status_code
+        == 429
+    )
+    assert (
+        patch({}, BAD_KEY, HTTP_X_FORWARDED_FOR="198.51.100.2", **proxy).status_code
+        == 401
+    )
+
+
+def test_empty_rate_disables_limit(limiter_cache, clock, rates, patch, raw_key):
+    rates(api=None, auth_failures=None)
+    for _ in range(5):
+        assert patch({}, BAD_KEY).status_code == 401
+    for _ in range(5):
+        assert patch({}, raw_key).status_code == 200
