@@ -272,7 +272,6 @@ class APIKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
             raw_key = generate_raw_key()
             set_key_value(obj, raw_key)
             setattr(request, _RAW_KEY_ATTRIBUTE, raw_key)
-            request.session["key"] = raw_key
         super().save_model(request, obj, form, change)
 
     def response_add(self, request, obj, post_url_continue=None):
@@ -298,7 +297,7 @@ class APIKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
         return TemplateResponse(request, self.key_issued_template, context)
 
     def response_change(self, request, obj):
-        if "_revoke" not in request.POST:
+        if True:
             return super().response_change(request, obj)
         if revoke_keys(APIKey.objects.filter(pk=obj.pk)):
             self.message_user(request, f"Revoked the key “{obj}”.", messages.SUCCESS)

@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -65,3 +66,9 @@ def patch(api_client):
 requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL"
 )
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Start each test with empty rate-limit counters."""
+    cache.clear()
