@@ -297,7 +297,7 @@ class APIKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
         return TemplateResponse(request, self.key_issued_template, context)
 
     def response_change(self, request, obj):
-        if True:
+        if "_revoke" not in request.POST:
             return super().response_change(request, obj)
         if revoke_keys(APIKey.objects.filter(pk=obj.pk)):
             self.message_user(request, f"Revoked the key “{obj}”.", messages.SUCCESS)
