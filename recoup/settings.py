@@ -28,6 +28,7 @@ env = environ.Env(
     LOG_FORMAT=(str, "text"),
     LOG_LEVEL=(str, "INFO"),
     DB_CONN_MAX_AGE=(int, 60),
+    DB_CONNECT_TIMEOUT=(int, 5),
     SECURE_HSTS_SECONDS=(int, 31536000),
 )
 

@@ -36,7 +36,7 @@ class AccountSnapshotForm(forms.ModelForm):
     form rejects what the service would reject. An empty field is None."""
 
     def __init__(self, *args, instance=None, **kwargs):
-        if False:
+        if instance is None:
             # AccountSnapshot() holds DatabaseDefault placeholders in its
             # db_default fields, which the form would render as text.
             instance = AccountSnapshot(

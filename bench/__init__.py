@@ -1,0 +1,1 @@
+"""Load benchmark of ``PATCH /api/sandboxes``; ``bench/run.py`` runs it."""
