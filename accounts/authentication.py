@@ -12,6 +12,8 @@ from .throttling import AuthFailureLimiter
 
 logger = logging.getLogger(__name__)
 
+OPTIONAL_WHITESPACE = " \t"
+
 HOW_TO_SEND = "Send the key as 'x-api-key: <key>' or 'Authorization: Bearer <key>'."
 
 REJECTION_MESSAGES = {
@@ -47,8 +49,12 @@ class APIKeyAuthentication(BaseAuthentication):
             raise
 
     def _authenticate(self, request):
-        header_key = request.META.get("HTTP_X_API_KEY", "").strip()
-        authorization = request.META.get("HTTP_AUTHORIZATION", "").strip()
+        # Only optional whitespace, space and tab (RFC 9110, section 5.6.3),
+        # is stripped. Any other character around a key makes it invalid.
+        header_key = request.META.get("HTTP_X_API_KEY", "").strip(OPTIONAL_WHITESPACE)
+        authorization = request.META.get("HTTP_AUTHORIZATION", "").strip(
+            OPTIONAL_WHITESPACE
+        )
 
         if header_key and authorization:
             raise exceptions.AuthenticationFailed(
@@ -57,7 +63,7 @@ class APIKeyAuthentication(BaseAuthentication):
             )
         if authorization:
             scheme, _, token = authorization.partition(" ")
-            token = token.strip()
+            token = token.strip(OPTIONAL_WHITESPACE)
             if scheme.lower() != "bearer" or not token or " " in token:
                 raise exceptions.AuthenticationFailed(
                     "The Authorization header is not 'Bearer <key>'. " + HOW_TO_SEND,

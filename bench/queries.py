@@ -17,10 +17,18 @@ import django
 
 
 def _label(statement: str) -> str:
-    """Name a statement by its verb and first table, e.g. ``INSERT sandboxes_...``."""
+    """Name a statement by its verb and main table, e.g. ``INSERT table``.
+
+    A SELECT is named by its last FROM, which is the outer query's when the
+    statement has subqueries in its select list.
+    """
     verb = statement.split(None, 1)[0].upper()
-    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', statement, re.IGNORECASE)
-    return f"{verb} {table.group(1)}" if table else verb
+    if verb == "SELECT":
+        tables = re.findall(r'\bFROM\s+"?(\w+)"?', statement, re.IGNORECASE)
+    else:
+        tables = re.findall(r'\b(?:INTO|UPDATE)\s+"?(\w+)"?', statement, re.IGNORECASE)
+        tables = tables[:1]
+    return f"{verb} {tables[-1]}" if tables else verb
 
 
 def main() -> None:

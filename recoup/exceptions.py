@@ -3,12 +3,15 @@ error also ``"fields": {name: [messages]}``."""
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
+
+from .parsers import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,11 @@ def json_exception_handler(exc, context):
     elif isinstance(exc, OperationalError | InterfaceError):
         logger.error("Database unavailable: %s", exc.__class__.__name__)
         exc = ServiceUnavailable()
+    elif isinstance(exc, RequestDataTooBig):
+        # DRF reads a JSON body through HttpRequest.body, which raises this
+        # for a Content-Length over DATA_UPLOAD_MAX_MEMORY_SIZE before the
+        # parser's own size check runs.
+        exc = PayloadTooLarge()
 
     exc = _with_guidance(exc, context)
     response = exception_handler(exc, context)

@@ -211,6 +211,9 @@ SPECTACULAR_SETTINGS = {
     "LICENSE": {"name": "MIT"},
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs pages are public, like the contract they follow.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/api",
     # Name the PATCH body UpdateSnapshotRequest, as the public contract does.
     "COMPONENT_SPLIT_PATCH": False,

