@@ -86,8 +86,8 @@ def json_exception_handler(exc, context):
         exc = ServiceUnavailable()
     elif isinstance(exc, RequestDataTooBig):
         # DRF reads a JSON body through HttpRequest.body, which raises this
-        # for a Content-Length over DATA_UPLOAD_MAX_MEMORY_SIZE before the
-        # parser's own size check runs.
+        # when the Content-Length or the body is over
+        # DATA_UPLOAD_MAX_MEMORY_SIZE, before the parser's own check runs.
         exc = PayloadTooLarge()
 
     exc = _with_guidance(exc, context)

@@ -253,7 +253,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
     "loggers": {
-        # Django's own request logger repeats every 4xx; the API logs its own.
+        # Replaces Django's default handlers for its loggers, which would
+        # print each line a second time while DEBUG is on.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Django's request logger repeats every 4xx; the API logs its own.
         "django.request": {"level": "ERROR"},
     },
 }
