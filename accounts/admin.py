@@ -26,9 +26,10 @@ def parse_uuid(text: str) -> uuid.UUID | None:
 class UUIDSearchMixin:
     """Make a search term that is a UUID also match these fields exactly.
 
-    The admin's own ``=field`` search compares the UUID as text, which is
-    spelled differently on SQLite (no dashes) and PostgreSQL and cannot use
-    the index. An exact lookup does both.
+    The admin's own ``=field`` search compares the UUID as text, so on
+    PostgreSQL it cannot use the index and matches only the dashed spelling.
+    An exact lookup on the parsed UUID uses the index and accepts every
+    spelling that ``uuid.UUID`` parses.
     """
 
     uuid_search_fields = ()

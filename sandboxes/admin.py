@@ -1,4 +1,3 @@
-import dataclasses
 
 from django import forms
 from django.contrib import admin
@@ -37,7 +36,7 @@ class AccountSnapshotForm(forms.ModelForm):
 
     def __init__(self, *args, instance=None, **kwargs):
         if instance is None:
-            # AccountSnapshot() holds DatabaseDefault placeholders in its
+            # AccountSnapshot() contains DatabaseDefault placeholders in its
             # db_default fields, which the form would render as text.
             instance = AccountSnapshot(
                 snapshot_id=None,
@@ -91,8 +90,9 @@ class AccountSnapshotAdmin(UUIDSearchMixin, admin.ModelAdmin):
         }
         if not changes:
             return
-        actor = dataclasses.replace(
-            Actor.for_staff(request.user, source=client_address(request)),
+        actor = Actor.for_staff(
+            request.user,
+            source=client_address(request),
             request_id=getattr(request, "request_id", ""),
         )
         result = update_snapshot(account=obj.account, actor=actor, **changes)

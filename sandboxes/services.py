@@ -50,11 +50,12 @@ class Actor:
         )
 
     @classmethod
-    def for_staff(cls, user, *, source: str = ""):
+    def for_staff(cls, user, *, source: str = "", request_id: str = ""):
         return cls(
             type=SnapshotHistory.ActorType.STAFF,
             name=user.get_username(),
             source=source,
+            request_id=request_id,
             user_id=user.pk,
         )
 

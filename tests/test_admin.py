@@ -33,12 +33,13 @@ def listed(response):
     return list(response.context["cl"].result_list)
 
 
-def formset_data(prefix, rows=(), initial=0):
+def formset_data(prefix, rows=()):
     """Build the POST data of an inline formset: the management form and one
-    set of fields per row."""
+    set of fields per row. Rows with an "id" are existing objects and must
+    come first."""
     data = {
         f"{prefix}-TOTAL_FORMS": str(len(rows)),
-        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-INITIAL_FORMS": str(sum("id" in row for row in rows)),
         f"{prefix}-MIN_NUM_FORMS": "0",
         f"{prefix}-MAX_NUM_FORMS": "1000",
     }
@@ -48,21 +49,15 @@ def formset_data(prefix, rows=(), initial=0):
     return data
 
 
-def account_data(
-    name, *, organization=False, memberships=(), members=(), keys=(), initial=0
-):
-    """Build the POST data of the account form with its three inlines.
-
-    ``initial`` is the number of existing rows at the start of
-    ``memberships`` and ``members`` alike; ``keys`` are existing keys.
-    """
+def account_data(name, *, organization=False, memberships=(), members=(), keys=()):
+    """Build the POST data of the account form with its three inlines;
+    ``keys`` are the account's existing keys."""
     data = {"name": name}
     if organization:
         data["is_organization"] = "on"
-    data |= formset_data("memberships", memberships, initial)
-    data |= formset_data("member_links", members, initial)
-    key_rows = [{"id": str(key.pk)} for key in keys]
-    data |= formset_data("api_keys", key_rows, len(key_rows))
+    data |= formset_data("memberships", memberships)
+    data |= formset_data("member_links", members)
+    data |= formset_data("api_keys", [{"id": key.pk} for key in keys])
     return data
 
 
@@ -169,6 +164,21 @@ def test_account_change_page_lists_keys_read_only(admin_client, account, make_ke
     assert not keys_inline.has_add_permission
     assert not keys_inline.has_change_permission
     assert not keys_inline.has_delete_permission
+
+
+def test_account_change_leaves_keys_alone(admin_client, account, make_key):
+    make_key(account, name="Deploy")
+    key = account.api_keys.get()
+    data = account_data("Renamed", keys=[key])
+
+    response = admin_client.post(admin_url(account, "change", account.pk), data)
+
+    assert response.status_code == 302, response.content[:500]
+    account.refresh_from_db()
+    assert account.name == "Renamed"
+    unchanged = APIKey.objects.get()
+    assert (unchanged.name, unchanged.digest) == ("Deploy", key.digest)
+    assert unchanged.revoked_at is None
 
 
 def test_account_changelist_queries_constant(
@@ -348,9 +358,7 @@ def test_unmarking_organization_with_members_rejected(
                 "role": "member",
             }
         ],
-        initial=1,
     )
-    data |= formset_data("memberships")
 
     response = admin_client.post(admin_url(label, "change", label.pk), data)
 
@@ -552,17 +560,19 @@ def test_key_change_edits_only_name_and_expiry(
 
 
 def test_key_revoke_action(admin_client, account, make_key):
-    for name in ("One", "Two", "Three"):
+    for name in ("first", "second", "old"):
         make_key(account, name=name)
-    one, two, three = (APIKey.objects.get(name=n) for n in ("One", "Two", "Three"))
+    first, second, old = (
+        APIKey.objects.get(name=n) for n in ("first", "second", "old")
+    )
     revoked_at = timezone.now() - timedelta(days=1)
-    APIKey.objects.filter(pk=three.pk).update(revoked_at=revoked_at)
+    APIKey.objects.filter(pk=old.pk).update(revoked_at=revoked_at)
 
     response = admin_client.post(
         reverse("admin:accounts_apikey_changelist"),
         {
             "action": "revoke_selected",
-            "_selected_action": [one.pk, two.pk, three.pk],
+            "_selected_action": [first.pk, second.pk, old.pk],
             "index": "0",
         },
         follow=True,
@@ -571,11 +581,11 @@ def test_key_revoke_action(admin_client, account, make_key):
     assert response.status_code == 200
     messages = [str(message) for message in response.context["messages"]]
     assert messages == ["Revoked 2 keys. 1 was already revoked."]
-    for key in (one, two):
+    for key in (first, second):
         key.refresh_from_db()
         assert key.revoked_at is not None
-    three.refresh_from_db()
-    assert three.revoked_at == revoked_at
+    old.refresh_from_db()
+    assert old.revoked_at == revoked_at
 
 
 def test_key_changelist_offers_revoke_action(admin_client):
