@@ -49,8 +49,9 @@ class APIKeyAuthentication(BaseAuthentication):
             raise
 
     def _authenticate(self, request):
-        # Only optional whitespace, space and tab (RFC 9110, section 5.6.3),
-        # is stripped. Any other character around a key makes it invalid.
+        # Only the optional whitespace around a field value, space and tab
+        # (RFC 7230, section 3.2), is stripped. Any other character around a
+        # key makes it invalid.
         header_key = request.META.get("HTTP_X_API_KEY", "").strip(OPTIONAL_WHITESPACE)
         authorization = request.META.get("HTTP_AUTHORIZATION", "").strip(
             OPTIONAL_WHITESPACE

@@ -1,5 +1,7 @@
 """Where a request comes from."""
 
+import ipaddress
+
 from django.conf import settings
 
 
@@ -17,4 +19,9 @@ def client_address(request) -> str:
     addresses = [part.strip() for part in forwarded.split(",") if part.strip()]
     if not addresses:
         return remote_addr
-    return addresses[-min(proxies, len(addresses))]
+    candidate = addresses[-min(proxies, len(addresses))]
+    # The client may write anything into the header; keep only an address.
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote_addr

@@ -23,6 +23,15 @@ class PayloadTooLarge(exceptions.APIException):
         )
 
 
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+    default_detail = (
+        "The request body was sent without a Content-Length (chunked). Send it "
+        "with a Content-Length header."
+    )
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -99,8 +108,9 @@ class StrictJSONParser(JSONParser):
 
     Rejects duplicate keys, NaN and Infinity, invalid UTF-8, unpaired
     surrogate escapes, nesting too deep for the decoder and a body shorter
-    than its Content-Length, each with a 400 that says so. A Content-Type
-    other than application/json, or a charset other than UTF-8, gets a 415.
+    than its Content-Length, each with a 400 whose message names the fault.
+    A Content-Type other than application/json, or a charset other than
+    UTF-8, gets a 415.
     """
 
     def parse(self, stream, media_type=None, parser_context=None):

@@ -184,6 +184,9 @@ CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
 
 # The API reads at most this many bytes of a request body; a larger one gets 413.
 API_MAX_BODY_BYTES = 64 * 1024
+# Django refuses to read a larger body into memory (HttpRequest.body), which is
+# how DRF reads it, so nothing past the API's limit is ever buffered.
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.APIKeyRateThrottle"],

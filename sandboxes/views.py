@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from accounts.access import find_target, is_platform_staff
 from accounts.permissions import CanActForAccount
 from recoup.clients import client_address
+from recoup.parsers import LengthRequired
 
 from . import services
 from .openapi import update_snapshot_schema
@@ -39,6 +40,10 @@ class SandboxSnapshotView(APIView):
     @update_snapshot_schema
     def patch(self, request):
         if request.stream is None:
+            # WSGI servers pass a chunked body on, but Django reads a body only
+            # up to its Content-Length, so without one the body is lost.
+            if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+                raise LengthRequired()
             raise exceptions.ParseError(
                 "The request body is empty. Send a JSON object, such as "
                 '{"snapshotId": "snap_abc123"}, or {} to read the current state.'

@@ -274,3 +274,15 @@ def test_unknown_api_path_404_with_debug(client, settings):
 def test_failed_request_leaves_key_usable(patch, raw_key):
     assert_error(patch({"snapshotId": ""}, raw_key), 400)
     assert APIKey.objects.get().revoked_at is None
+
+
+def test_chunked_body_needs_length(api_client, raw_key):
+    response = api_client.generic(
+        "PATCH",
+        "/api/sandboxes",
+        b"",
+        content_type="application/json",
+        HTTP_X_API_KEY=raw_key,
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert_error(response, 411, "Content-Length")
