@@ -30,6 +30,7 @@ class AccountSnapshot(models.Model):
     )
     # NULL, not "", marks an unset value: the API returns it as null.
     snapshot_id = models.CharField(  # noqa: DJ001
+        verbose_name="snapshot ID",
         max_length=SNAPSHOT_ID_MAX_LENGTH,
         null=True,
         blank=True,

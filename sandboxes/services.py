@@ -153,16 +153,21 @@ def extend_expiry(
     current expiry or from now if that is later. A record without a snapshot
     ID is left alone."""
     now = now or timezone.now()
-    current = get_snapshot(account)
-    if current.snapshot_id is None:
-        return SnapshotChange(snapshot=current, written=False)
-    start = max(current.expires_at or now, now)
-    return SnapshotChange(
-        snapshot=_write(
+    with transaction.atomic():
+        # Lock first, so that the new expiry is computed from the committed
+        # state and a concurrent clear or extend cannot slip in between.
+        current = (
+            AccountSnapshot.objects.select_for_update().filter(account=account).first()
+        )
+        if current is None or current.snapshot_id is None:
+            return SnapshotChange(
+                snapshot=current or empty_snapshot(account), written=False
+            )
+        start = max(current.expires_at, now)
+        snapshot = _write(
             account, {"expires_at": start + snapshot_ttl()}, actor=actor, now=now
-        ),
-        written=True,
-    )
+        )
+    return SnapshotChange(snapshot=snapshot, written=True)
 
 
 class _CreatedConcurrently(Exception):

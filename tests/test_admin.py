@@ -1,10 +1,15 @@
 import logging
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.admin.models import LogEntry
-from django.contrib.messages import get_messages
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.messages import SUCCESS, WARNING, get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,6 +24,12 @@ pytestmark = pytest.mark.django_db
 # Queries of one changelist request: session, user, filtered count, full
 # count, page of rows.
 CHANGELIST_MAX_QUERIES = 5
+# The history changelist adds the two queries of its date hierarchy: the range
+# of changed_at, then the years or months or days to link.
+HISTORY_CHANGELIST_MAX_QUERIES = CHANGELIST_MAX_QUERIES + 2
+# Queries of a snapshot's change page: session, user, snapshot, its account,
+# the model's content type, history entries.
+CHANGE_PAGE_MAX_QUERIES = 6
 REPO = "https://github.com/recoup/app"
 SETUP_ACTOR = Actor(type=SnapshotHistory.ActorType.COMMAND, name="test setup")
 
@@ -61,8 +72,10 @@ def account_data(name, *, organization=False, memberships=(), members=(), keys=(
     return data
 
 
-def measure_changelist(client, url, django_assert_max_num_queries):
-    with django_assert_max_num_queries(CHANGELIST_MAX_QUERIES) as captured:
+def measure_changelist(
+    client, url, django_assert_max_num_queries, max_queries=CHANGELIST_MAX_QUERIES
+):
+    with django_assert_max_num_queries(max_queries) as captured:
         response = client.get(url)
     assert response.status_code == 200
     return len(captured)
@@ -915,6 +928,484 @@ def test_snapshot_changelist_queries_constant(
     assert few == many
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("snapshot_id", " snap_1 "),
+        ("snapshot_id", "snap_1\t"),
+        ("snapshot_id", " "),
+        ("github_repo", f" {REPO}"),
+        ("github_repo", f"{REPO}\n"),
+    ],
+)
+def test_snapshot_add_rejects_padded_value(admin_client, account, field, value):
+    data = {"account": account.pk, **snapshot_data("snap_1", REPO), field: value}
+
+    response = admin_client.post(reverse("admin:sandboxes_accountsnapshot_add"), data)
+
+    assert "contains whitespace" in error_text(response)
+    assert field in response.context["adminform"].form.errors
+    assert not AccountSnapshot.objects.exists()
+
+
+def test_snapshot_change_rejects_padded_value(admin_client, snapshot):
+    response = admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk), snapshot_data(" snap_new", REPO)
+    )
+
+    assert "snapshotId contains whitespace" in error_text(response)
+    assert AccountSnapshot.objects.get().snapshot_id == "snap_old"
+
+
+def test_snapshot_id_label(admin_client, snapshot):
+    change = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+    changelist = admin_client.get(admin_url(snapshot, "changelist"))
+
+    assert 'for="id_snapshot_id">Snapshot ID:</label>' in change.content.decode()
+    assert ">Snapshot ID</a>" in changelist.content.decode()
+
+
+# Snapshot actions
+
+
+def run_action(client, action, snapshots, **headers):
+    """Post a changelist action for ``snapshots`` and follow the redirect."""
+    response = client.post(
+        reverse("admin:sandboxes_accountsnapshot_changelist"),
+        {
+            "action": action,
+            "_selected_action": [snapshot.pk for snapshot in snapshots],
+            "index": "0",
+        },
+        follow=True,
+        **headers,
+    )
+    assert response.status_code == 200, response.content[:500]
+    return response
+
+
+def sent_messages(response):
+    return [(message.level, str(message)) for message in response.context["messages"]]
+
+
+def staff_entries():
+    return SnapshotHistory.objects.filter(
+        actor_type=SnapshotHistory.ActorType.STAFF
+    ).order_by("account__name")
+
+
+def assert_recorded_as(entry, user, request_id, source):
+    assert entry.actor_type == SnapshotHistory.ActorType.STAFF
+    assert entry.user == user
+    assert entry.actor == user.username
+    assert entry.request_id == request_id
+    assert entry.source == source
+
+
+@pytest.fixture
+def three_snapshots(account, snapshot, make_account):
+    """The expired ``snapshot`` of "Caller", an active one of "Current" and a
+    record of "Repo only" without a snapshot ID."""
+    active = write_snapshot(
+        make_account("Current"), snapshot_id="snap_current", github_repo=REPO
+    )
+    repo_only = write_snapshot(make_account("Repo only"), github_repo=REPO)
+    return snapshot, active, repo_only
+
+
+def test_snapshot_changelist_offers_actions(admin_client):
+    response = admin_client.get(reverse("admin:sandboxes_accountsnapshot_changelist"))
+
+    choices = response.context["action_form"].fields["action"].choices
+    assert (
+        "extend_expiry_selected",
+        "Extend the expiry of selected snapshots by the TTL",
+    ) in choices
+    assert ("clear_selected", "Clear selected snapshots") in choices
+
+
+def test_snapshot_extend_action(admin_client, admin_user, three_snapshots):
+    expired, active, repo_only = three_snapshots
+    before = timezone.now()
+
+    response = run_action(
+        admin_client,
+        "extend_expiry_selected",
+        three_snapshots,
+        REMOTE_ADDR="127.0.0.8",
+        HTTP_X_REQUEST_ID="extend-1",
+    )
+
+    after = timezone.now()
+    assert sent_messages(response) == [
+        (
+            SUCCESS,
+            "Extended the expiry of 2 snapshots. Skipped 1 without a snapshot ID.",
+        )
+    ]
+    expired_after = AccountSnapshot.objects.get(pk=expired.pk)
+    assert_expires_in_ttl(expired_after, before, after)
+    active_after = AccountSnapshot.objects.get(pk=active.pk)
+    assert active_after.expires_at == active.expires_at + snapshot_ttl()
+    assert active_after.snapshot_id == "snap_current"
+    repo_only_after = AccountSnapshot.objects.get(pk=repo_only.pk)
+    assert repo_only_after.expires_at is None
+    assert repo_only_after.updated_at == repo_only.updated_at
+
+    entries = list(staff_entries())
+    assert [entry.account_id for entry in entries] == [
+        expired.account_id,
+        active.account_id,
+    ]
+    for entry in entries:
+        assert_recorded_as(entry, admin_user, "extend-1", "127.0.0.8")
+    assert entries[0].expires_at_before == expired.expires_at
+    assert entries[0].expires_at_after == expired_after.expires_at
+    assert entries[1].expires_at_before == active.expires_at
+    assert entries[1].expires_at_after == active_after.expires_at
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (
+            "extend_expiry_selected",
+            "Extended the expiry of 0 snapshots. Skipped 1 without a snapshot ID.",
+        ),
+        ("clear_selected", "Cleared 0 snapshots. 1 had no snapshot ID."),
+    ],
+)
+def test_snapshot_action_without_ids(admin_client, account, action, message):
+    repo_only = write_snapshot(account, github_repo=REPO)
+
+    response = run_action(admin_client, action, [repo_only])
+
+    assert sent_messages(response) == [(WARNING, message)]
+    assert AccountSnapshot.objects.get().updated_at == repo_only.updated_at
+    assert not staff_entries().exists()
+
+
+def test_snapshot_clear_action(admin_client, admin_user, three_snapshots):
+    expired, active, repo_only = three_snapshots
+
+    response = run_action(
+        admin_client,
+        "clear_selected",
+        three_snapshots,
+        REMOTE_ADDR="127.0.0.9",
+        HTTP_X_REQUEST_ID="clear-1",
+    )
+
+    assert sent_messages(response) == [
+        (SUCCESS, "Cleared 2 snapshots. 1 had no snapshot ID.")
+    ]
+    for snapshot in (expired, active):
+        cleared = AccountSnapshot.objects.get(pk=snapshot.pk)
+        assert cleared.snapshot_id is None
+        assert cleared.expires_at is None
+        assert cleared.github_repo == REPO
+    repo_only_after = AccountSnapshot.objects.get(pk=repo_only.pk)
+    assert repo_only_after.updated_at == repo_only.updated_at
+
+    entries = list(staff_entries())
+    assert [entry.account_id for entry in entries] == [
+        expired.account_id,
+        active.account_id,
+    ]
+    for entry, snapshot in zip(entries, (expired, active), strict=True):
+        assert_recorded_as(entry, admin_user, "clear-1", "127.0.0.9")
+        assert entry.snapshot_id_before == snapshot.snapshot_id
+        assert entry.snapshot_id_after is None
+        assert entry.expires_at_before == snapshot.expires_at
+        assert entry.expires_at_after is None
+        assert (entry.github_repo_before, entry.github_repo_after) == (REPO, REPO)
+
+
+@pytest.mark.parametrize("action", ["extend_expiry_selected", "clear_selected"])
+def test_snapshot_action_joins_accounts(rf, admin_user, make_account, action):
+    for index in range(3):
+        write_snapshot(make_account(f"Account {index}"), snapshot_id=f"snap_{index}")
+    model_admin = django_admin.site._registry[AccountSnapshot]
+    request = rf.post(reverse("admin:sandboxes_accountsnapshot_changelist"))
+    request.user = admin_user
+
+    with (
+        mock.patch.object(model_admin, "message_user"),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        getattr(model_admin, action)(request, AccountSnapshot.objects.all())
+
+    account_queries = [
+        query["sql"] for query in captured if 'FROM "accounts_account"' in query["sql"]
+    ]
+    assert account_queries == []
+    assert staff_entries().count() == 3
+
+
+# Snapshot history
+
+
+def history_entry(account, **values):
+    """Create a history entry directly, with values that the service would
+    not write."""
+    values = {
+        "actor_type": SnapshotHistory.ActorType.STAFF,
+        "actor": "ops",
+        **values,
+    }
+    return SnapshotHistory.objects.create(account=account, **values)
+
+
+def history_rows(response):
+    """Return the text of each row of the history table on a change page."""
+    assert response.status_code == 200, response.content[:500]
+    content = response.content.decode()
+    table = content.split('<table class="snapshot-history">', 1)[1]
+    body = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [row.split("</tr>", 1)[0] for row in body.split("<tr>")[1:]]
+
+
+def test_snapshot_change_page_shows_history(admin_client, admin_user, snapshot):
+    admin_client.post(
+        admin_url(snapshot, "change", snapshot.pk),
+        snapshot_data("snap_new", REPO),
+        REMOTE_ADDR="127.0.0.7",
+        HTTP_X_REQUEST_ID="change-1",
+    )
+
+    response = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+
+    newest, oldest = history_rows(response)
+    assert f"<td>{admin_user.username} (Staff user)</td>" in newest
+    assert "<td>127.0.0.7</td><td>change-1</td>" in newest
+    assert "Snapshot ID: snap_old → snap_new<br>Expires at: " in newest
+    assert "GitHub repository" not in newest
+    assert "<td>test setup (Management command)</td>" in oldest
+    assert "Snapshot ID: - → snap_old<br>GitHub repository: - → " + REPO in oldest
+
+
+def test_snapshot_change_page_without_history(admin_client, account):
+    snapshot = AccountSnapshot.objects.create(account=account, snapshot_id="snap_1")
+
+    response = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+
+    assert response.status_code == 200
+    assert "No changes recorded." in response.content.decode()
+
+
+def test_snapshot_add_page_has_no_history(admin_client):
+    response = admin_client.get(reverse("admin:sandboxes_accountsnapshot_add"))
+
+    assert response.status_code == 200
+    assert "snapshot-history" not in response.content.decode()
+    assert "No changes recorded." not in response.content.decode()
+
+
+def test_snapshot_history_table_escapes_values(admin_client, snapshot):
+    history_entry(
+        snapshot.account,
+        actor="<b>ops</b>",
+        source="<i>10.0.0.1</i>",
+        request_id="<script>alert(1)</script>",
+        snapshot_id_before="<em>",
+        snapshot_id_after="snap_&_co",
+    )
+
+    response = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+
+    row = history_rows(response)[0]
+    assert "<td>&lt;b&gt;ops&lt;/b&gt; (Staff user)</td>" in row
+    assert "<td>&lt;i&gt;10.0.0.1&lt;/i&gt;</td>" in row
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in row
+    assert "Snapshot ID: &lt;em&gt; → snap_&amp;_co" in row
+    content = response.content.decode()
+    for raw in ("<b>ops", "<i>10.0.0.1", "<script>alert(1)", "<em>"):
+        assert raw not in content
+
+
+def test_snapshot_history_table_shows_newest(admin_client, snapshot, monkeypatch):
+    monkeypatch.setattr(sandboxes_admin, "HISTORY_ROWS_SHOWN", 3)
+    for index in range(4):
+        history_entry(snapshot.account, request_id=f"request-{index}")
+
+    response = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+
+    rows = history_rows(response)
+    assert [row.count("request-") for row in rows] == [1, 1, 1]
+    assert "request-3" in rows[0]
+    assert "request-1" in rows[2]
+    assert "<td>No change</td>" in rows[0]
+    history_url = (
+        reverse("admin:sandboxes_snapshothistory_changelist")
+        + f"?account={snapshot.account_id}"
+    )
+    assert f'href="{history_url}"' in response.content.decode()
+    assert len(listed(admin_client.get(history_url))) == 5
+
+
+def test_history_link_only_when_truncated(admin_client, snapshot):
+    response = admin_client.get(admin_url(snapshot, "change", snapshot.pk))
+
+    assert len(history_rows(response)) == 1
+    assert "?account=" not in response.content.decode()
+
+
+def test_snapshot_change_page_queries_bounded(
+    admin_client, snapshot, django_assert_max_num_queries
+):
+    url = admin_url(snapshot, "change", snapshot.pk)
+
+    def measure():
+        # The content type is cached per process once loaded, so clear it for
+        # the same count whichever tests ran before.
+        ContentType.objects.clear_cache()
+        with django_assert_max_num_queries(CHANGE_PAGE_MAX_QUERIES) as captured:
+            response = admin_client.get(url)
+        return response, captured
+
+    for index in range(2):
+        history_entry(snapshot.account, request_id=f"request-{index}")
+    few_response, few_queries = measure()
+    for index in range(2, 29):
+        history_entry(snapshot.account, request_id=f"request-{index}")
+    many_response, many_queries = measure()
+
+    assert len(history_rows(few_response)) == 3
+    assert len(history_rows(many_response)) == 30
+    assert len(few_queries) == len(many_queries)
+    (history_query,) = [
+        query["sql"]
+        for query in many_queries
+        if "sandboxes_snapshothistory" in query["sql"]
+    ]
+    assert f"LIMIT {sandboxes_admin.HISTORY_ROWS_SHOWN + 1}" in history_query
+
+
+@pytest.fixture
+def histories(account, snapshot, make_account):
+    """The setup entry of ``snapshot`` and one staff entry of another account
+    from 2020."""
+    other = make_account("Other")
+    staff = history_entry(
+        other,
+        request_id="req-staff-1",
+        changed_at=datetime(2020, 6, 1, tzinfo=UTC),
+    )
+    return {"setup": snapshot.account.snapshot_history.get(), "staff": staff}
+
+
+def test_history_changelist_and_search(admin_client, histories):
+    setup, staff = histories["setup"], histories["staff"]
+    url = reverse("admin:sandboxes_snapshothistory_changelist")
+
+    assert listed(admin_client.get(url)) == [setup, staff]
+    assert listed(admin_client.get(url, {"q": "Caller"})) == [setup]
+    assert listed(admin_client.get(url, {"q": str(staff.account_id)})) == [staff]
+    assert listed(admin_client.get(url, {"q": "req-staff-1"})) == [staff]
+    assert listed(admin_client.get(url, {"q": "req-staff"})) == []
+
+
+@pytest.mark.parametrize(
+    ("actor_type", "expected"),
+    [("staff", "staff"), ("command", "setup"), ("api_key", None)],
+)
+def test_history_actor_type_filter(admin_client, histories, actor_type, expected):
+    response = admin_client.get(
+        reverse("admin:sandboxes_snapshothistory_changelist"),
+        {"actor_type__exact": actor_type},
+    )
+
+    filters = [spec.title for spec in response.context["cl"].filter_specs]
+    assert filters == ["actor type"]
+    assert listed(response) == ([histories[expected]] if expected else [])
+
+
+def test_history_date_hierarchy(admin_client, histories):
+    url = reverse("admin:sandboxes_snapshothistory_changelist")
+
+    page = admin_client.get(url)
+    response = admin_client.get(url, {"changed_at__year": "2020"})
+
+    assert '<nav class="toplinks">' in page.content.decode()
+    assert "?changed_at__year=2020" in page.content.decode()
+    assert listed(response) == [histories["staff"]]
+
+
+def test_history_admin_read_only(admin_client, histories):
+    entry = histories["staff"]
+    changelist = admin_client.get(admin_url(entry, "changelist"))
+    change_url = admin_url(entry, "change", entry.pk)
+
+    assert admin_url(entry, "add") not in changelist.content.decode()
+    assert changelist.context["action_form"] is None
+    assert admin_client.get(admin_url(entry, "add")).status_code == 403
+    assert admin_client.get(admin_url(entry, "delete", entry.pk)).status_code == 403
+    view = admin_client.get(change_url)
+    assert view.status_code == 200
+    assert 'name="_save"' not in view.content.decode()
+    assert admin_url(entry, "delete", entry.pk) not in view.content.decode()
+    assert "req-staff-1" in view.content.decode()
+    response = admin_client.post(change_url, {"request_id": "forged"})
+    assert response.status_code == 403
+    entry.refresh_from_db()
+    assert entry.request_id == "req-staff-1"
+    assert SnapshotHistory.objects.count() == 2
+
+
+def test_history_changelist_queries_constant(
+    admin_client, make_account, django_assert_max_num_queries
+):
+    url = reverse("admin:sandboxes_snapshothistory_changelist")
+
+    def add_entries(start, stop):
+        for index in range(start, stop):
+            write_snapshot(make_account(f"Account {index:02}"), snapshot_id="snap_1")
+
+    add_entries(0, 3)
+    few = measure_changelist(
+        admin_client, url, django_assert_max_num_queries, HISTORY_CHANGELIST_MAX_QUERIES
+    )
+    add_entries(3, 30)
+    many = measure_changelist(
+        admin_client, url, django_assert_max_num_queries, HISTORY_CHANGELIST_MAX_QUERIES
+    )
+
+    assert few == many
+
+
+# Account choices
+
+
+@pytest.mark.parametrize(
+    ("page", "select_name"),
+    [
+        ("membership add", "account"),
+        ("membership add", "organization"),
+        ("key add", "account"),
+        ("snapshot add", "account"),
+        ("account change", "memberships-__prefix__-organization"),
+        ("account change", "member_links-__prefix__-account"),
+    ],
+)
+def test_account_chosen_by_autocomplete(admin_client, account, page, select_name):
+    url = {
+        "membership add": reverse("admin:accounts_organizationmembership_add"),
+        "key add": reverse("admin:accounts_apikey_add"),
+        "snapshot add": reverse("admin:sandboxes_accountsnapshot_add"),
+        "account change": admin_url(account, "change", account.pk),
+    }[page]
+
+    response = admin_client.get(url)
+
+    assert response.status_code == 200
+    match = re.search(
+        rf'<select name="{re.escape(select_name)}"[^>]*>', response.content.decode()
+    )
+    assert match, f"no select named {select_name}"
+    assert 'class="admin-autocomplete"' in match.group(0)
+    assert f'data-ajax--url="{reverse("admin:autocomplete")}"' in match.group(0)
+
+
 # Access
 
 
@@ -928,6 +1419,7 @@ def test_snapshot_changelist_queries_constant(
         "admin:accounts_apikey_add",
         "admin:sandboxes_accountsnapshot_changelist",
         "admin:sandboxes_accountsnapshot_add",
+        "admin:sandboxes_snapshothistory_changelist",
     ],
 )
 def test_non_staff_redirected_to_login(client, django_user_model, url_name):
