@@ -109,16 +109,22 @@ class SnapshotHistory(models.Model):
     )
     request_id = models.CharField(max_length=128, blank=True)
     snapshot_id_before = models.CharField(  # noqa: DJ001
-        max_length=SNAPSHOT_ID_MAX_LENGTH, null=True, blank=True
+        "snapshot ID before", max_length=SNAPSHOT_ID_MAX_LENGTH, null=True, blank=True
     )
     snapshot_id_after = models.CharField(  # noqa: DJ001
-        max_length=SNAPSHOT_ID_MAX_LENGTH, null=True, blank=True
+        "snapshot ID after", max_length=SNAPSHOT_ID_MAX_LENGTH, null=True, blank=True
     )
     github_repo_before = models.CharField(  # noqa: DJ001
-        max_length=GITHUB_REPO_MAX_LENGTH, null=True, blank=True
+        "GitHub repository before",
+        max_length=GITHUB_REPO_MAX_LENGTH,
+        null=True,
+        blank=True,
     )
     github_repo_after = models.CharField(  # noqa: DJ001
-        max_length=GITHUB_REPO_MAX_LENGTH, null=True, blank=True
+        "GitHub repository after",
+        max_length=GITHUB_REPO_MAX_LENGTH,
+        null=True,
+        blank=True,
     )
     expires_at_before = models.DateTimeField(null=True, blank=True)
     expires_at_after = models.DateTimeField(null=True, blank=True)

@@ -86,6 +86,9 @@ _update_snapshot_extension = extend_schema(
             "Not found - account_id does not exist; returned to platform staff only, "
             "everyone else gets 403"
         ),
+        411: _error(
+            "Length required - the body was sent chunked, without Content-Length"
+        ),
         413: _error("Payload too large - the body is over 64 KiB"),
         415: _error("Unsupported media type - the body is not application/json"),
         429: _error(

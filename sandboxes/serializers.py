@@ -90,10 +90,15 @@ _HOST = (
     # Django accepts IPv6 addresses of at most 39 characters.
     rf"|\[(?![0-9A-Fa-f:.]{{40}}){_IPV6}\])"
 )
-_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+# RFC 3986 pchar without percent-encoding; the path adds "/", the query and
+# the fragment add "/" and "?".
+_PCHAR = "-A-Za-z0-9._~!$&'()*+,;=:@"
+_ESCAPE = "%[0-9A-Fa-f]{2}"
 GITHUB_REPO_PATTERN = (
     rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(?::[0-9]{{1,5}})?"
-    rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?$"
+    rf"(?:/(?:[{_PCHAR}/]|{_ESCAPE})*)?"
+    rf"(?:\?(?:[{_PCHAR}/?]|{_ESCAPE})*)?"
+    rf"(?:#(?:[{_PCHAR}/?]|{_ESCAPE})*)?$"
 )
 
 

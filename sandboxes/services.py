@@ -163,7 +163,7 @@ def extend_expiry(
             return SnapshotChange(
                 snapshot=current or empty_snapshot(account), written=False
             )
-        start = max(current.expires_at, now)
+        start = max(current.expires_at or now, now)
         snapshot = _write(
             account, {"expires_at": start + snapshot_ttl()}, actor=actor, now=now
         )
