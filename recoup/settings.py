@@ -220,6 +220,9 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api",
     # Name the PATCH body UpdateSnapshotRequest, as the public contract does.
     "COMPONENT_SPLIT_PATCH": False,
+    # Swagger UI's default validatorUrl loads a badge image from
+    # validator.swagger.io, sending it the schema URL.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -36,9 +36,9 @@ class SnapshotAutoSchema(AutoSchema):
 
     def get_auth(self):
         # APIKeyAuthentication takes the key from either header, so each of
-        # its security schemes is a requirement object of its own (either
-        # one), where drf-spectacular names both in one object (both at once).
-        # super() also adds the schemes to components.securitySchemes.
+        # its two schemes gets a requirement object of its own, which means
+        # either one. drf-spectacular names both in one object, which means
+        # both at once. super() also adds the schemes to the components.
         return [
             {name: scopes}
             for requirement in super().get_auth()
@@ -94,6 +94,10 @@ _update_snapshot_extension = extend_schema(
         429: _error(
             "Too many requests - over the key's rate limit, or too many failed "
             "authentications from the address; see Retry-After"
+        ),
+        503: _error(
+            "Service unavailable - the database cannot be reached; retry after "
+            "the seconds in Retry-After"
         ),
     },
     examples=[

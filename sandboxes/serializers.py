@@ -9,7 +9,11 @@ from rest_framework import serializers
 
 from .models import AccountSnapshot, SnapshotHistory
 from .services import UNCHANGED
-from .validators import validate_github_repo, validate_snapshot_id
+from .validators import (
+    GITHUB_REPO_PATTERN,
+    validate_github_repo,
+    validate_snapshot_id,
+)
 
 _UUID = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
@@ -49,57 +53,6 @@ class _ValidatedText(serializers.Field):
 class _SnapshotId(_ValidatedText):
     def __init__(self):
         super().__init__(validate_snapshot_id)
-
-
-# The URLs validate_github_repo accepts, as an ECMA-262 pattern for the schema:
-# an http or https scheme in any case; a host name with a top-level domain,
-# localhost, an IPv4 address or a bracketed IPv6 address, the way Django's
-# URLValidator accepts them; a host name of at most 253 characters (RFC 1034);
-# an optional port; then path, query and fragment in RFC 3986 characters.
-# Negative lookaheads carry the length limits, because Hypothesis, which
-# generates test data from this pattern, is slow with positive ones.
-_H16 = "[0-9A-Fa-f]{1,4}"
-_OCTET = "(?:0|25[0-5]|2[0-4][0-9]|1[0-9]?[0-9]?|[1-9][0-9]?)"
-_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
-# RFC 3986, section 3.2.2: the nine forms of an IPv6 address.
-_IPV6 = "(?:{})".format(
-    "|".join(
-        [
-            rf"(?:{_H16}:){{6}}{_LS32}",
-            rf"::(?:{_H16}:){{5}}{_LS32}",
-            rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
-            rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
-            rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
-            rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
-            rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
-            rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
-            rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
-        ]
-    )
-)
-# Django's DomainNameValidator, restricted to ASCII.
-_HOST_NAME = (
-    "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*"
-    r"\.(?!-)(?:[A-Za-z-]{2,63}|[Xx][Nn]--[A-Za-z0-9]{1,59})(?<!-)\.?"
-)
-_LOCALHOST = "[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]"
-_HOST = (
-    rf"(?:(?![^:/?#]{{254}})(?:{_IPV4}|{_HOST_NAME}|{_LOCALHOST})"
-    # Django accepts IPv6 addresses of at most 39 characters.
-    rf"|\[(?![0-9A-Fa-f:.]{{40}}){_IPV6}\])"
-)
-# RFC 3986 pchar without percent-encoding; the path adds "/", the query and
-# the fragment add "/" and "?".
-_PCHAR = "-A-Za-z0-9._~!$&'()*+,;=:@"
-_ESCAPE = "%[0-9A-Fa-f]{2}"
-GITHUB_REPO_PATTERN = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(?::[0-9]{{1,5}})?"
-    rf"(?:/(?:[{_PCHAR}/]|{_ESCAPE})*)?"
-    rf"(?:\?(?:[{_PCHAR}/?]|{_ESCAPE})*)?"
-    rf"(?:#(?:[{_PCHAR}/?]|{_ESCAPE})*)?$"
-)
 
 
 @extend_schema_field(

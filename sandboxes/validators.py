@@ -14,6 +14,59 @@ GITHUB_REPO_MAX_LENGTH = 2048
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _url_validator = URLValidator(schemes=["http", "https"])
 
+# The github_repo URLs validate_github_repo accepts, as an ECMA-262 pattern,
+# which the API schema publishes.
+# The scheme is http or https, in any case. The host is a name with a
+# top-level domain, localhost, an IPv4 address or a bracketed IPv6 address,
+# as Django's URLValidator accepts them, and a host name has at most 253
+# characters (RFC 1034). An optional port follows, then path, query and
+# fragment in RFC 3986 characters. Negative lookaheads carry the length
+# limits, because Hypothesis, which generates test data from this pattern,
+# is slow with positive ones.
+_H16 = "[0-9A-Fa-f]{1,4}"
+_OCTET = "(?:0|25[0-5]|2[0-4][0-9]|1[0-9]?[0-9]?|[1-9][0-9]?)"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4})"
+# RFC 3986, section 3.2.2: the nine forms of an IPv6 address.
+_IPV6 = "(?:{})".format(
+    "|".join(
+        [
+            rf"(?:{_H16}:){{6}}{_LS32}",
+            rf"::(?:{_H16}:){{5}}{_LS32}",
+            rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+            rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+            rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+            rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+        ]
+    )
+)
+# Django's DomainNameValidator, restricted to ASCII.
+_HOST_NAME = (
+    "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*"
+    r"\.(?!-)(?:[A-Za-z-]{2,63}|[Xx][Nn]--[A-Za-z0-9]{1,59})(?<!-)\.?"
+)
+_LOCALHOST = "[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]"
+_HOST = (
+    rf"(?:(?![^:/?#]{{254}})(?:{_IPV4}|{_HOST_NAME}|{_LOCALHOST})"
+    # Django accepts IPv6 addresses of at most 39 characters.
+    rf"|\[(?![0-9A-Fa-f:.]{{40}}){_IPV6}\])"
+)
+# RFC 3986 pchar without percent-encoding. The path also allows "/", and the
+# query and the fragment allow "/" and "?".
+_PCHAR = "-A-Za-z0-9._~!$&'()*+,;=:@"
+_ESCAPE = "%[0-9A-Fa-f]{2}"
+GITHUB_REPO_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(?::[0-9]{{1,5}})?"
+    rf"(?:/(?:[{_PCHAR}/]|{_ESCAPE})*)?"
+    rf"(?:\?(?:[{_PCHAR}/?]|{_ESCAPE})*)?"
+    rf"(?:#(?:[{_PCHAR}/?]|{_ESCAPE})*)?$"
+)
+_github_repo = re.compile(GITHUB_REPO_PATTERN)
+
 
 def validate_snapshot_id(value: str) -> None:
     if not isinstance(value, str):
@@ -66,4 +119,11 @@ def validate_github_repo(value: str) -> None:
             "github_repo contains a user name or password. Send the URL "
             "without credentials.",
             code="credentials",
+        )
+    if not _github_repo.fullmatch(value):
+        raise ValidationError(
+            "github_repo is not an absolute http or https URL in RFC 3986 "
+            "characters. Percent-encode any other character, as in "
+            "https://github.com/org/repo?q=a%20b.",
+            code="invalid",
         )
