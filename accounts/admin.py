@@ -225,6 +225,13 @@ class APIKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
     """API keys. The digest is never shown, and the raw key is shown once, on
     the page that follows the add form."""
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # A changelist filter such as ?digest__startswith= would reveal the
+        # digest one character at a time.
+        if lookup.split("__")[0] == "digest":
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     list_display = (
         "name",
         "prefix",

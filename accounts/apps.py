@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and API keys"
 
     def ready(self):
-        from . import openapi  # noqa: F401 (registers the schema extension)
+        from . import checks, openapi  # noqa: F401 (registers them)

@@ -3,9 +3,11 @@ error also ``"fields": {name: [messages]}``."""
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -84,6 +86,10 @@ def json_exception_handler(exc, context):
     elif isinstance(exc, OperationalError | InterfaceError):
         logger.error("Database unavailable: %s", exc.__class__.__name__)
         exc = ServiceUnavailable()
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound("No such resource. Check the path.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         # DRF reads a JSON body through HttpRequest.body, which raises this
         # when the Content-Length or the body is over

@@ -2,12 +2,14 @@ import logging
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 logger = logging.getLogger(__name__)
 
 
-@require_GET
+@csrf_exempt
+@require_safe
 def healthz(request):
     """Return 200 when the database answers a query, 503 when it does not."""
     try:
@@ -17,8 +19,10 @@ def healthz(request):
         logger.error(
             "Health check failed: database unavailable (%s)", type(error).__name__
         )
-        return JsonResponse(
+        response = JsonResponse(
             {"error": "The database is unavailable. Retry in a few seconds."},
             status=503,
         )
+        response["Retry-After"] = "5"
+        return response
     return JsonResponse({"status": "ok"})

@@ -27,11 +27,11 @@ class RequestIDMiddleware:
             incoming if _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         )
         request.request_id = request_id
-        token = _request_id.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
+        # Not reset on the way out: Django logs a failed request's response
+        # after the middleware returns, and that line needs the id too. The
+        # next request in this thread sets its own.
+        _request_id.set(request_id)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
 

@@ -134,6 +134,10 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Rate-limit counters. Local memory is per process: with several workers or
+# instances each counts alone, so production uses Redis.
+CACHES = {"default": env.cache_url_config(env("CACHE_URL"))}
+
 _VALIDATORS_MODULE = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"{_VALIDATORS_MODULE}.{name}"}
@@ -194,7 +198,9 @@ REST_FRAMEWORK = {
         "api_key": env("API_RATE_LIMIT") or None,
         "auth_failure": env("AUTH_FAILURE_RATE_LIMIT") or None,
     },
-    "NUM_PROXIES": env("NUM_PROXIES") or None,
+    # 0 means no proxy: the client address is REMOTE_ADDR and X-Forwarded-For,
+    # which the client writes, is ignored.
+    "NUM_PROXIES": env("NUM_PROXIES"),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

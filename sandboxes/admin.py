@@ -164,9 +164,9 @@ class AccountSnapshotAdmin(UUIDSearchMixin, admin.ModelAdmin):
         """Render the account's newest history entries in one query."""
         empty_value = self.get_empty_value_display()
         entries = list(
-            SnapshotHistory.objects.filter(account_id=obj.account_id).order_by(
-                "-changed_at", "-id"
-            )[: HISTORY_ROWS_SHOWN + 1]
+            SnapshotHistory.objects.filter(account_id=obj.account_id).order_by("-id")[
+                : HISTORY_ROWS_SHOWN + 1
+            ]
         )
         if not entries:
             return "No changes recorded."
@@ -270,7 +270,7 @@ class SnapshotHistoryAdmin(UUIDSearchMixin, admin.ModelAdmin):
     search_fields = ("account__name", "=request_id")
     uuid_search_fields = ("account",)
     date_hierarchy = "changed_at"
-    ordering = ("-changed_at", "-id")
+    ordering = ["-id"]
     # The admin cannot change or delete entries, so it offers no actions.
     actions = None
     fields = (

@@ -132,10 +132,11 @@ class SnapshotHistory(models.Model):
     class Meta:
         verbose_name = "snapshot history entry"
         verbose_name_plural = "snapshot history"
-        ordering = ["changed_at", "id"]
-        indexes = [
-            models.Index(fields=["account", "changed_at"], name="history_account_time")
-        ]
+        # Changes to one account are serialized by its record's row lock, so
+        # id order is the order in which they were made. changed_at is taken
+        # before the lock and can be a few milliseconds out of that order.
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account", "id"], name="history_account_order")]
 
     def __str__(self):
         return f"{self.account_id} changed by {self.actor} at {self.changed_at}"

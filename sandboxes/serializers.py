@@ -107,8 +107,17 @@ class _AccountId(serializers.Field):
         return str(value)
 
 
+MAX_UNKNOWN_FIELDS_REPORTED = 5
+
+
 def _describe(value, limit: int = 48) -> str:
-    """Quote a client's value for an error message, escaped and cut short."""
+    """Quote a client's value for an error message, escaped and cut short.
+
+    An array or object is named by its type only: quoting it would walk a
+    nesting as deep as the client sent.
+    """
+    if isinstance(value, list | dict):
+        return f"(a JSON {_json_type(value)})"
     text = json.dumps(value, ensure_ascii=True, default=str)
     return text if len(text) <= limit else text[: limit - 4] + "…" + text[-1]
 
@@ -140,13 +149,18 @@ class SnapshotUpdateSerializer(serializers.Serializer):
                     ]
                 }
             )
-        unknown = {
-            key: [self._unknown_key_message(key)]
-            for key in data
-            if key not in self.fields
-        }
+        unknown = [key for key in data if key not in self.fields]
         if unknown:
-            raise serializers.ValidationError(unknown)
+            # A body may hold thousands of unknown keys: name only the first
+            # few, so that the error stays small and cheap to make.
+            reported = {
+                key: [self._unknown_key_message(key)]
+                for key in unknown[:MAX_UNKNOWN_FIELDS_REPORTED]
+            }
+            if len(unknown) > MAX_UNKNOWN_FIELDS_REPORTED:
+                first = next(iter(reported.values()))
+                first[0] += f" The body has {len(unknown)} unknown fields in all."
+            raise serializers.ValidationError(reported)
         return super().run_validation(data)
 
     def _unknown_key_message(self, key: str) -> str:
@@ -178,6 +192,8 @@ class SnapshotUpdateSerializer(serializers.Serializer):
 def _json_type(value) -> str:
     if isinstance(value, list):
         return "array"
+    if isinstance(value, dict):
+        return "object"
     if isinstance(value, str):
         return "string"
     if isinstance(value, bool):

@@ -59,8 +59,13 @@ _HOST = (
 # query and the fragment allow "/" and "?".
 _PCHAR = "-A-Za-z0-9._~!$&'()*+,;=:@"
 _ESCAPE = "%[0-9A-Fa-f]{2}"
+# A port from 0 to 65535, as urlsplit() accepts it.
+_PORT = (
+    "(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+    "|655[0-2][0-9]|6553[0-5])"
+)
 GITHUB_REPO_PATTERN = (
-    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(?::[0-9]{{1,5}})?"
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}(?::{_PORT})?"
     rf"(?:/(?:[{_PCHAR}/]|{_ESCAPE})*)?"
     rf"(?:\?(?:[{_PCHAR}/?]|{_ESCAPE})*)?"
     rf"(?:#(?:[{_PCHAR}/?]|{_ESCAPE})*)?$"
@@ -108,6 +113,7 @@ def validate_github_repo(value: str) -> None:
     try:
         _url_validator(value)
         parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port over 65535)
     except (ValidationError, ValueError):
         raise ValidationError(
             "github_repo is not an absolute http or https URL. Send one like "

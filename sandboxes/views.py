@@ -6,7 +6,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.access import find_target, is_platform_staff
+from accounts.access import find_target, is_platform_staff, may_act_for
 from accounts.permissions import CanActForAccount
 from recoup.clients import client_address
 from recoup.parsers import LengthRequired
@@ -64,11 +64,13 @@ class SandboxSnapshotView(APIView):
 
     def get_target(self, account_id):
         target = find_target(self.request.user, account_id)
-        if target is None:
+        if target is None or not may_act_for(self.request.user, target):
             # Only platform staff, who may reach every account, learn that an
             # id does not exist; everyone else gets the same 403 as for an
-            # account they may not reach.
-            if is_platform_staff(self.request.user):
+            # account they may not reach. Both denials run the same queries,
+            # so their timing tells nothing either.
+            is_staff = is_platform_staff(self.request.user)
+            if target is None and is_staff:
                 raise exceptions.NotFound(
                     f"No account has the id {account_id}. Check the account_id."
                 )

@@ -1298,7 +1298,8 @@ def test_history_changelist_and_search(admin_client, histories):
     setup, staff = histories["setup"], histories["staff"]
     url = reverse("admin:sandboxes_snapshothistory_changelist")
 
-    assert listed(admin_client.get(url)) == [setup, staff]
+    # Newest first in the order the changes were made (id), not by changed_at.
+    assert listed(admin_client.get(url)) == [staff, setup]
     assert listed(admin_client.get(url, {"q": "Caller"})) == [setup]
     assert listed(admin_client.get(url, {"q": str(staff.account_id)})) == [staff]
     assert listed(admin_client.get(url, {"q": "req-staff-1"})) == [staff]

@@ -286,3 +286,44 @@ def test_chunked_body_needs_length(api_client, raw_key):
         HTTP_TRANSFER_ENCODING="chunked",
     )
     assert_error(response, 411, "Content-Length")
+
+
+def test_unknown_format_parameter(api_client, raw_key):
+    response = api_client.patch(
+        "/api/sandboxes?format=xml", {}, format="json", HTTP_X_API_KEY=raw_key
+    )
+    assert_error(response, 404)
+
+
+def test_unknown_format_parameter_without_key(api_client):
+    response = api_client.patch("/api/sandboxes?format=xml", {}, format="json")
+    assert response.status_code in (401, 404)
+    assert response.json()["error"]
+
+
+def test_deeply_nested_account_id(patch, raw_key):
+    value = 1
+    for _ in range(100):
+        value = [value]
+    body = assert_error(patch({"account_id": value}, raw_key), 400, "account_id")
+    assert "JSON array" in body["error"]
+
+
+def test_many_unknown_fields_reported_briefly(patch, raw_key):
+    body = assert_error(patch({f"field{n}": n for n in range(2000)}, raw_key), 400)
+    assert len(body["fields"]) == 5
+    assert "2000 unknown fields" in body["error"]
+
+
+@pytest.mark.parametrize("method", ["patch", "post"])
+def test_unrouted_api_path_is_json_404(api_client, method):
+    response = getattr(api_client, method)("/api/sandboxes/", {}, format="json")
+    assert_error(response, 404, "PATCH /api/sandboxes")
+
+
+def test_repo_port_out_of_range(patch, raw_key):
+    assert_error(
+        patch({"github_repo": "http://github.com:99999/o/r"}, raw_key),
+        400,
+        field="github_repo",
+    )

@@ -13,6 +13,7 @@ PRODUCTION = {
     "SECRET_KEY": "a-production-secret-key-of-more-than-fifty-characters-xyz-123456",
     "API_KEY_HASH_SECRET": "a-production-hash-secret",
     "ALLOWED_HOSTS": "api.example.com",
+    "CACHE_URL": "redis://127.0.0.1:6379/0",
 }
 
 
@@ -52,6 +53,13 @@ def test_deploy_check_clean():
     result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues (0 silenced)" in result.stdout
+
+
+def test_deploy_check_warns_on_local_cache():
+    env = {**PRODUCTION, "CACHE_URL": "locmemcache://"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    assert "accounts.W001" in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(

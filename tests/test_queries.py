@@ -4,6 +4,8 @@ The tests run outside a test transaction, as requests do in production. A
 write is one transaction, and Django counts its BEGIN and COMMIT as queries.
 """
 
+import uuid
+
 import pytest
 
 from accounts.keys import verify_key
@@ -108,3 +110,16 @@ def test_key_lookup_joins_account(raw_key, django_assert_num_queries):
         api_key = verify_key(raw_key)
         assert api_key.account.name == "Caller"
     assert "JOIN" in captured.captured_queries[0]["sql"]
+
+
+@pytest.mark.parametrize("target", ["missing", "forbidden"])
+def test_denials_cost_the_same(
+    patch, used_key, make_account, settings, django_assert_num_queries, target
+):
+    settings.PLATFORM_ORGANIZATION_ID = make_account("Staff", organization=True).pk
+    account_id = uuid.uuid4() if target == "missing" else make_account("Stranger").pk
+    # Key lookup; target with access; the platform staff check, run for both
+    # denials so that their timing does not tell whether an account exists.
+    with django_assert_num_queries(3):
+        response = patch({"account_id": str(account_id)}, used_key)
+    assert response.status_code == 403

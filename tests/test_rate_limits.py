@@ -3,6 +3,7 @@ import os
 import pytest
 import redis
 from django.core.cache import cache
+from rest_framework.exceptions import Throttled
 
 from accounts.throttling import APIKeyRateThrottle, AuthFailureLimiter
 
@@ -44,7 +45,8 @@ def clock(monkeypatch):
     """A clock that the tests move instead of sleeping."""
 
     class Clock:
-        now = 1_000_000.0
+        # The start of a one-minute window: 1_000_020 is a multiple of 60.
+        now = 1_000_020.0
 
         def __call__(self):
             return self.now
@@ -162,3 +164,49 @@ def test_empty_rate_disables_limit(limiter_cache, clock, rates, patch, raw_key):
         assert patch({}, BAD_KEY).status_code == 401
     for _ in range(5):
         assert patch({}, raw_key).status_code == 200
+
+
+def test_forwarded_for_ignored_without_proxy(limiter_cache, clock, rates, patch):
+    rates(auth_failures="2/minute")
+    for n in range(2):
+        patch({}, BAD_KEY, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
+    response = patch({}, BAD_KEY, HTTP_X_FORWARDED_FOR="203.0.113.99")
+    assert response.status_code == 429, response.content
+
+
+def test_forwarded_for_cannot_lock_out_another_address(
+    limiter_cache, clock, rates, patch, raw_key
+):
+    rates(auth_failures="2/minute")
+    for _ in range(5):
+        patch(
+            {}, BAD_KEY, REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="198.51.100.9"
+        )
+    assert patch({}, raw_key, REMOTE_ADDR="198.51.100.9").status_code == 200
+
+
+def test_limit_holds_under_concurrency(limiter_cache, clock, rates):
+    import threading
+
+    from django.test import RequestFactory
+
+    rates(auth_failures="5/minute")
+    factory = RequestFactory()
+    barrier = threading.Barrier(20)
+
+    def attempt():
+        request = factory.patch("/api/sandboxes", REMOTE_ADDR="198.51.100.3")
+        barrier.wait(timeout=10)
+        limiter = AuthFailureLimiter()
+        limiter.record_failure(request)
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Every concurrent failure was counted: none was lost to a race.
+    assert AuthFailureLimiter().count("198.51.100.3") == 20
+    with pytest.raises(Throttled):
+        AuthFailureLimiter().check(factory.patch("/api", REMOTE_ADDR="198.51.100.3"))

@@ -25,9 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         account = load_account(options["account"], option="--account")
-        entries = SnapshotHistory.objects.filter(account=account).order_by(
-            "changed_at", "id"
-        )
+        entries = SnapshotHistory.objects.filter(account=account).order_by("id")
         if options["json"]:
             serializer = SnapshotHistorySerializer()
             separator = "["
