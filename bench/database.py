@@ -212,8 +212,10 @@ def seed(url: str, dataset: Dataset, hash_secret: str) -> float:
         )
         for table in SEEDED_TABLES[1:]:
             cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
-                "(SELECT max(id) FROM " + table + "))",
+                sql.SQL(
+                    "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                    "(SELECT max(id) FROM {}))"
+                ).format(sql.Identifier(table)),
                 [table],
             )
     with psycopg.connect(url, autocommit=True) as connection:
@@ -234,52 +236,81 @@ def mark_keys_used(url: str, key_ids: list[int]) -> None:
         )
 
 
-def wait_for_no_clients(url: str, timeout: float = 30.0) -> None:
-    """Wait until no other client is connected to the database at ``url``.
+CLIENTS_SQL = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = %s AND backend_type = 'client backend'
+"""
+
+
+def wait_for_no_clients(admin_url: str, name: str, timeout: float = 30.0) -> None:
+    """Wait until no client is connected to the database ``name``.
 
     A backend flushes its statistics counters before it leaves
-    pg_stat_activity, so after this the counters include all its work.
+    pg_stat_activity, so after this the counters include all its work. The
+    check runs on the admin connection, which adds nothing to the counters
+    of ``name``.
     """
     deadline = time.monotonic() + timeout
-    with psycopg.connect(url, autocommit=True) as connection:
+    with psycopg.connect(admin_url, autocommit=True) as connection:
         while True:
-            (others,) = connection.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() "
-                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-            ).fetchone()
-            if others == 0:
+            (clients,) = connection.execute(CLIENTS_SQL, [name]).fetchone()
+            if clients == 0:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"{others} clients are still connected to the benchmark "
-                    f"database after {timeout:.0f} s."
+                    f"{clients} clients are still connected to the database "
+                    f"{name} after {timeout:.0f} s."
                 )
             time.sleep(0.05)
 
 
-COUNTERS_SQL = """
-SELECT d.xact_commit, d.xact_rollback, d.tup_inserted, d.tup_updated,
-       d.tup_deleted, k.n_tup_upd
-FROM pg_stat_database d, pg_stat_user_tables k
-WHERE d.datname = current_database() AND k.relname = 'accounts_apikey'
+DATABASE_COUNTERS_SQL = """
+SELECT sessions, xact_commit, xact_rollback, tup_inserted, tup_updated,
+       tup_deleted
+FROM pg_stat_database WHERE datname = %s
 """
-COUNTER_NAMES = (
+DATABASE_COUNTER_NAMES = (
+    "sessions",
     "commits",
     "rollbacks",
     "rows_inserted",
     "rows_updated",
     "rows_deleted",
-    "key_rows_updated",
 )
 
 
-def read_counters(url: str) -> dict[str, int]:
-    """Return the server's cumulative counters of the database at ``url``."""
+def read_counters(admin_url: str, url: str, name: str) -> dict[str, int]:
+    """Return the server's cumulative counters of the database ``name`` at
+    ``url``, and the updates of its accounts_apikey rows.
+
+    The table counters are read first, on a connection to ``name``; once that
+    connection has gone, the database counters are read on the admin
+    connection. So each reading adds one session and one commit to the
+    database's counters, and a difference of two readings is off by that.
+    """
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("SELECT pg_stat_clear_snapshot()")
-        row = connection.execute(COUNTERS_SQL).fetchone()
-    return dict(zip(COUNTER_NAMES, row, strict=True))
+        (key_rows_updated,) = connection.execute(
+            "SELECT n_tup_upd FROM pg_stat_user_tables "
+            "WHERE relname = 'accounts_apikey'"
+        ).fetchone()
+    wait_for_no_clients(admin_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        row = connection.execute(DATABASE_COUNTERS_SQL, [name]).fetchone()
+    counters = dict(zip(DATABASE_COUNTER_NAMES, row, strict=True))
+    counters["key_rows_updated"] = key_rows_updated
+    return counters
+
+
+def postmaster_pid(url: str) -> int | None:
+    """Return the pid of the PostgreSQL server process when it runs on this
+    machine, or None."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        (backend,) = connection.execute("SELECT pg_backend_pid()").fetchone()
+        try:
+            stat = Path(f"/proc/{backend}/stat").read_text()
+        except FileNotFoundError:
+            return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def write_key_file(path: Path, lines: list[str]) -> None:
