@@ -909,6 +909,10 @@ RAW_CASES = {
     ),
 }
 
+# gunicorn 26 and later reject these control bytes in a header value with
+# their own HTML 400; older versions pass them on, and the service answers 401.
+SERVER_OR_SERVICE = (400, 401)
+
 # Line breaks and other control bytes in the two credential headers.
 HEADER_VALUE_CASES = {
     "bare_cr": (lambda key: key + b"\rX-Other: 1", 400, False),
@@ -916,10 +920,10 @@ HEADER_VALUE_CASES = {
     "cr_at_end": (lambda key: key + b"\r", 400, False),
     "obsolete_line_folding": (lambda key: key + b"\r\n continued", 400, False),
     "nul": (lambda key: key + b"\x00", 400, False),
-    "unit_separator": (lambda key: key + b"\x1f", 401, True),
-    "vertical_tab": (lambda key: key + b"\x0b", 401, True),
-    "form_feed": (lambda key: key + b"\x0c", 401, True),
-    "delete": (lambda key: key + b"\x7f", 401, True),
+    "unit_separator": (lambda key: key + b"\x1f", SERVER_OR_SERVICE, True),
+    "vertical_tab": (lambda key: key + b"\x0b", SERVER_OR_SERVICE, True),
+    "form_feed": (lambda key: key + b"\x0c", SERVER_OR_SERVICE, True),
+    "delete": (lambda key: key + b"\x7f", SERVER_OR_SERVICE, True),
     "latin1_no_break_space": (lambda key: key + b"\xa0", 401, True),
     "latin1_next_line": (lambda key: key + b"\x85", 401, True),
     "utf8_line_separator": (lambda key: key + "\u2028".encode(), 401, True),
@@ -995,7 +999,12 @@ def test_raw_request(server, build, status, is_json):
     raw = exchange(server.port, build(server.hostile_key.encode()))
     assert raw, "the server closed the connection without a response"
     got_status, headers, body = parse_response(raw)
-    assert got_status == status, raw[:1000]
+    if status == SERVER_OR_SERVICE:
+        assert got_status in status, raw[:1000]
+        # Only the service's own answer is JSON.
+        is_json = got_status == 401
+    else:
+        assert got_status == status, raw[:1000]
     if is_json:
         assert headers["content-type"] == "application/json"
         assert isinstance(json.loads(body)["error"], str)
