@@ -26,3 +26,19 @@ def healthz(request):
         response["Retry-After"] = "5"
         return response
     return JsonResponse({"status": "ok"})
+
+
+class HealthCheckMiddleware:
+    """Answer ``/healthz`` before any other middleware runs.
+
+    Load balancers often probe an instance by its IP address, which is not in
+    ALLOWED_HOSTS, and over plain HTTP; the probe must still get its answer.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == "/healthz":
+            return healthz(request)
+        return self.get_response(request)

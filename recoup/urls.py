@@ -8,6 +8,11 @@ from drf_spectacular.views import (
 
 from . import health, views
 
+admin.site.site_header = "Recoup administration"
+admin.site.site_title = "Recoup admin"
+# The service has no public site for the admin's "View site" link.
+admin.site.site_url = None
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),

@@ -1,5 +1,6 @@
 """JSON answers for requests that reach no API view."""
 
+from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -42,5 +43,12 @@ def server_error(request):
 
 def bad_request(request, exception=None):
     if _is_api(request):
-        return JsonResponse({"error": "The request is malformed."}, status=400)
+        if isinstance(exception, DisallowedHost):
+            message = (
+                "The Host header names a host this service does not serve. "
+                "Send the request to the service's own host name."
+            )
+        else:
+            message = "The request is malformed."
+        return JsonResponse({"error": message}, status=400)
     return defaults.bad_request(request, exception)

@@ -124,7 +124,7 @@ def _describe(value, limit: int = 48) -> str:
 
 @extend_schema_serializer(component_name="UpdateSnapshotRequest")
 class SnapshotUpdateSerializer(serializers.Serializer):
-    """The body of ``PATCH /api/sandboxes``: every field optional, no others."""
+    """The body of PATCH /api/sandboxes: every field optional, no others."""
 
     snapshotId = _SnapshotId()
     github_repo = _GithubRepo()

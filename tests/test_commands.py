@@ -829,3 +829,20 @@ def test_account_commands_write_to_given_streams(capsys, account, make_account):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ""
+
+
+def test_revoke_api_key_by_raw_key(account):
+    issued = issue_key(account=account)
+    out = io.StringIO()
+    call_command("revoke_api_key", issued.raw_key, stdout=out)
+    issued.api_key.refresh_from_db()
+    assert issued.api_key.revoked_at is not None
+    assert issued.raw_key not in out.getvalue()
+
+
+def test_revoke_api_key_unknown_raw_key_not_echoed():
+    raw = "recoup_sk_" + "Q" * 43
+    with pytest.raises(CommandError) as error:
+        call_command("revoke_api_key", raw)
+    assert raw not in str(error.value)
+    assert "No API key matches" in str(error.value)

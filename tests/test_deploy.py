@@ -113,3 +113,19 @@ def test_production_cookies_secure():
     )
     result = manage("shell", "--no-imports", "-c", script, **PRODUCTION)
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
+
+
+@pytest.mark.django_db
+def test_health_check_answers_any_host(client, production):
+    response = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_unknown_host_json_under_api(client, production):
+    response = client.patch(
+        "/api/sandboxes", HTTP_HOST="evil.example.net", HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert response.status_code == 400
+    assert "Host header" in response.json()["error"]

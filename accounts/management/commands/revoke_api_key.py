@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.keys import revoke_keys
+from accounts.keys import KEY_PREFIX, key_digest, revoke_keys
 from accounts.models import APIKey
 
 
@@ -12,17 +12,29 @@ class Command(BaseCommand):
             "key_id",
             metavar="KEY_ID",
             help="Primary key (a positive integer) of the API key, as in the "
-            "admin or in the 'id' field of create_api_key --json.",
+            "admin or in the 'id' field of create_api_key --json; or the key "
+            "itself.",
         )
 
     def handle(self, *args, **options):
-        key_id = parse_key_id(options["key_id"])
-        api_key = APIKey.objects.select_related("account").filter(pk=key_id).first()
-        if api_key is None:
-            raise CommandError(
-                f"No API key has the id {key_id}. Check KEY_ID in the admin's "
-                "list of API keys."
-            )
+        value = str(options["key_id"])
+        keys = APIKey.objects.select_related("account")
+        if value.startswith(KEY_PREFIX):
+            # The key itself: found by its digest, and never echoed back.
+            api_key = keys.filter(digest=key_digest(value)).first()
+            if api_key is None:
+                raise CommandError(
+                    "No API key matches the key given. Check it, or give the "
+                    "key's id instead."
+                )
+        else:
+            key_id = parse_key_id(value)
+            api_key = keys.filter(pk=key_id).first()
+            if api_key is None:
+                raise CommandError(
+                    f"No API key has the id {key_id}. Check KEY_ID in the admin's "
+                    "list of API keys."
+                )
         name = f" {api_key.name!r}" if api_key.name else ""
         label = f"API key {api_key.pk}{name} ({api_key.prefix}…) of {api_key.account}"
 
@@ -45,7 +57,7 @@ def parse_key_id(value) -> int:
         key_id = None
     if key_id is None or key_id < 1:
         raise CommandError(
-            f"KEY_ID {value!r} is not an API key id. Give the key's id, a "
+            f"KEY_ID {value[:40]!r} is not an API key id. Give the key's id, a "
             "positive integer, as in the 'id' field of create_api_key --json."
         )
     return key_id

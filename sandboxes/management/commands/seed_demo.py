@@ -1,5 +1,6 @@
 import json
 import shlex
+import sys
 import uuid
 from urllib.parse import urlsplit
 
@@ -78,7 +79,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"\nThe API key of {organization} was shown when the organization "
                 "was created. Make another with:\n"
-                f"KEY=$(python manage.py create_api_key --account {organization.pk})"
+                f"KEY=$({sys.executable} manage.py create_api_key "
+                f"--account {organization.pk})"
             )
 
         self.stdout.write(f"\nSet the snapshot of {organization}:")
