@@ -1,4 +1,3 @@
-import json
 from datetime import UTC
 
 from django.core.management.base import BaseCommand, CommandError
@@ -6,11 +5,9 @@ from django.db.models import Count, Max
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from sandboxes.management.output import CHUNK_SIZE, write_json_array
 from sandboxes.models import AccountSnapshot
 from sandboxes.serializers import SnapshotSerializer
-
-# Rows fetched from the database at a time while the output is written.
-CHUNK_SIZE = 500
 
 HEADERS = ("ACCOUNT ID", "ACCOUNT NAME", "SNAPSHOT ID", "GITHUB REPO", "EXPIRES AT")
 # Width of an expiry time as format_expiry writes it, such as 2025-01-31T12:00:00Z.
@@ -62,15 +59,7 @@ class Command(BaseCommand):
             self.write_table(snapshots, now)
 
     def write_json(self, snapshots):
-        """Write the array one element at a time, so that no list of all
-        records is held in memory."""
-        serializer = SnapshotSerializer()
-        separator = "["
-        for snapshot in snapshots.iterator(chunk_size=CHUNK_SIZE):
-            data = serializer.to_representation(snapshot)
-            self.stdout.write(separator + json.dumps(data), ending="")
-            separator = ",\n"
-        self.stdout.write("[]" if separator == "[" else "]")
+        write_json_array(self.stdout, snapshots, SnapshotSerializer())
 
     def write_table(self, snapshots, now):
         # One query for the column widths, so that rows can be written as

@@ -1,12 +1,10 @@
-import json
-
 from django.core.management.base import BaseCommand
 
 from accounts.management.lookup import load_account
+from sandboxes.management.output import CHUNK_SIZE, write_json_array
 from sandboxes.models import SnapshotHistory
 from sandboxes.serializers import SnapshotHistorySerializer
 
-CHUNK_SIZE = 500
 EMPTY = "-"
 
 
@@ -27,13 +25,7 @@ class Command(BaseCommand):
         account = load_account(options["account"], option="--account")
         entries = SnapshotHistory.objects.filter(account=account).order_by("id")
         if options["json"]:
-            serializer = SnapshotHistorySerializer()
-            separator = "["
-            for entry in entries.iterator(chunk_size=CHUNK_SIZE):
-                data = serializer.to_representation(entry)
-                self.stdout.write(separator + json.dumps(data), ending="")
-                separator = ",\n"
-            self.stdout.write("[]" if separator == "[" else "]")
+            write_json_array(self.stdout, entries, SnapshotHistorySerializer())
             return
 
         count = 0
