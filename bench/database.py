@@ -1,9 +1,9 @@
-"""The benchmark's own PostgreSQL database: create, migrate, seed, drop, and
+"""The benchmark's own PostgreSQL databases: create, migrate, seed, drop, and
 read the server's statistics counters.
 
-Every function here touches only the database named by the caller (the
-benchmark's ``recoup_bench`` by default), never another database of the
-server.
+Every function here changes only the database named by the caller (one of
+the benchmark's ``recoup_bench_<keys>``). The admin connection, to the
+``postgres`` database by default, only creates, drops and reads statistics.
 """
 
 import hmac
@@ -27,7 +27,7 @@ KEY_PREFIX = "recoup_sk_"
 DISPLAY_PREFIX_LENGTH = len(KEY_PREFIX) + 6
 SEEDED_AT = "2026-01-01 00:00:00+00"
 MEMBERS_PER_ORGANIZATION = 9
-# Rows per COPY write; larger chunks cost memory and gain nothing measurable.
+# Rows per COPY write.
 COPY_CHUNK_ROWS = 50_000
 # Tables the seed fills, in the order of their foreign keys.
 SEEDED_TABLES = (
@@ -76,7 +76,7 @@ def migrate(env: dict) -> None:
 
 @dataclass
 class Dataset:
-    """What the seed wrote, as far as the load generator needs it.
+    """The seeded accounts and raw API keys that the load generator needs.
 
     Accounts 0 to ``organizations - 1`` are organizations; every other
     account is a person and a member of organization ``person % organizations``.
@@ -119,7 +119,7 @@ def _copy_rows(cursor, table: str, columns: str, lines) -> None:
     """COPY tab-separated ``lines`` into ``table`` in chunks, with FREEZE.
 
     FREEZE writes the rows already visible to all, so the benchmark's first
-    reads do not set hint bits; it needs the TRUNCATE in the same transaction.
+    reads do not set hint bits. It needs the TRUNCATE in the same transaction.
     """
     statement = f"COPY {table} ({columns}) FROM STDIN WITH (FREEZE)"
     with cursor.copy(statement) as copy:
@@ -176,8 +176,8 @@ def seed(url: str, dataset: Dataset, hash_secret: str) -> float:
 
     with psycopg.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
-        # The seed is consistent by construction; skipping the per-row
-        # foreign-key triggers makes it several times faster.
+        # The seed is consistent by construction, so it skips the per-row
+        # foreign-key triggers.
         cursor.execute("SET session_replication_role = replica")
         cursor.execute(
             "TRUNCATE "

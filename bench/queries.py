@@ -33,7 +33,9 @@ def _label(statement: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--key-file", required=True, help="lines of 'KEY [ACCOUNT_ID]'")
+    parser.add_argument(
+        "--key-file", required=True, help="file with one 'KEY [ACCOUNT_ID]' per line"
+    )
     parser.add_argument("--requests", type=int, default=20, help="requests to sample")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(

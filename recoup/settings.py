@@ -133,6 +133,16 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     )
 }
+# Persistent connections: each gunicorn sync worker handles one request at a
+# time, so one kept-open connection per worker is all the pooling it can use.
+# CONN_HEALTH_CHECKS replaces a connection that the database has dropped.
+DATABASES["default"]["CONN_MAX_AGE"] = env("DB_CONN_MAX_AGE")
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast with a 503 rather than hang while the database is unreachable.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env(
+        "DB_CONNECT_TIMEOUT"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Rate-limit counters. Local memory is per process: with several workers or

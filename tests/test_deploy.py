@@ -129,3 +129,21 @@ def test_unknown_host_json_under_api(client, production):
     )
     assert response.status_code == 400
     assert "Host header" in response.json()["error"]
+
+
+def test_database_connection_settings_applied():
+    script = (
+        "from django.db import connection; s = connection.settings_dict; "
+        "print(s['CONN_MAX_AGE'], s['CONN_HEALTH_CHECKS'], "
+        "s['OPTIONS'].get('connect_timeout'))"
+    )
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        script,
+        DATABASE_URL="postgres://recoup@127.0.0.1:5432/recoup",
+        DB_CONN_MAX_AGE="120",
+        DB_CONNECT_TIMEOUT="4",
+    )
+    assert result.stdout.split() == ["120", "True", "4"], result.stderr
