@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from .models import AccountSnapshot, SnapshotHistory
+from .models import SnapshotHistory
 from .services import UNCHANGED
 from .validators import (
     GITHUB_REPO_PATTERN,
@@ -204,7 +204,7 @@ def _json_type(value) -> str:
 
 
 @extend_schema_serializer(component_name="UpdateSnapshotResponse")
-class SnapshotSerializer(serializers.ModelSerializer):
+class SnapshotSerializer(serializers.Serializer):
     """An account's snapshot as the API returns it. For an account without a
     record every field but account_id is null."""
 
@@ -231,16 +231,6 @@ class SnapshotSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="When the snapshot record was created; null if the account has none",
     )
-
-    class Meta:
-        model = AccountSnapshot
-        fields = [
-            "account_id",
-            "snapshot_id",
-            "expires_at",
-            "github_repo",
-            "created_at",
-        ]
 
 
 class _SnapshotValues(serializers.Serializer):

@@ -2,6 +2,7 @@
 view, the admin and the management commands all call it, and each change is
 recorded in the snapshot history in the same transaction."""
 
+import functools
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account, APIKey
+from recoup.rows import concrete_attnames, model_from_row
 
 from .models import AccountSnapshot, SnapshotHistory
 from .validators import validate_github_repo, validate_snapshot_id
@@ -218,6 +220,48 @@ def _actor_columns(account, actor: Actor, now: datetime) -> dict:
     }
 
 
+@functools.cache
+def _history_sql(changed: tuple[str, ...]) -> str:
+    """Build the INSERT ... SELECT of ``_record_from_current_row`` for one set
+    of changed tracked fields. Its parameters are the actor columns, the new
+    value of each changed field, then the account id."""
+    history = SnapshotHistory._meta
+    snapshot = AccountSnapshot._meta
+    quote = connection.ops.quote_name
+
+    columns = [history.get_field(attname).column for attname in _ACTOR_ATTNAMES]
+    expressions = ["%s"] * len(columns)
+    for name in TRACKED_FIELDS:
+        current = f"current.{quote(snapshot.get_field(name).column)}"
+        columns.append(history.get_field(f"{name}_before").column)
+        expressions.append(current)
+        columns.append(history.get_field(f"{name}_after").column)
+        expressions.append("%s" if name in changed else current)
+
+    account_column = quote(snapshot.get_field("account").column)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    # Every identifier comes from the models' metadata, quoted, and every
+    # value is a query parameter.
+    return (
+        f"INSERT INTO {quote(history.db_table)} "  # noqa: S608
+        f"({', '.join(quote(column) for column in columns)}) "
+        f"SELECT {', '.join(expressions)} FROM {quote(snapshot.db_table)} current "
+        f"WHERE current.{account_column} = %s{lock}"
+    )
+
+
+_ACTOR_ATTNAMES = (
+    "account_id",
+    "changed_at",
+    "actor_type",
+    "actor",
+    "api_key_id",
+    "user_id",
+    "source",
+    "request_id",
+)
+
+
 def _record_from_current_row(account, changes, *, actor, now) -> bool:
     """Insert the history entry of this change, reading the "before" values
     from the account's current record and locking it (INSERT ... SELECT ...
@@ -225,66 +269,82 @@ def _record_from_current_row(account, changes, *, actor, now) -> bool:
     the account has no record yet."""
     history = SnapshotHistory._meta
     snapshot = AccountSnapshot._meta
-    quote = connection.ops.quote_name
-
-    history_fields = {field.attname: field for field in history.concrete_fields}
-
-    columns, expressions, params = [], [], []
-    for attname, value in _actor_columns(account, actor, now).items():
-        field = history_fields[attname]
-        columns.append(field.column)
-        expressions.append("%s")
-        params.append(field.get_db_prep_value(value, connection))
-    for name in TRACKED_FIELDS:
-        current = f"current.{quote(snapshot.get_field(name).column)}"
-        columns.append(history.get_field(f"{name}_before").column)
-        expressions.append(current)
-        columns.append(history.get_field(f"{name}_after").column)
-        if name in changes:
-            expressions.append("%s")
-            params.append(
-                snapshot.get_field(name).get_db_prep_value(changes[name], connection)
-            )
-        else:
-            expressions.append(current)
-
-    account_column = quote(snapshot.get_field("account").column)
+    actor_values = _actor_columns(account, actor, now)
+    params = [
+        history.get_field(attname).get_db_prep_value(actor_values[attname], connection)
+        for attname in _ACTOR_ATTNAMES
+    ]
+    changed = tuple(name for name in TRACKED_FIELDS if name in changes)
+    params += [
+        snapshot.get_field(name).get_db_prep_value(changes[name], connection)
+        for name in changed
+    ]
     params.append(
         snapshot.get_field("account").get_db_prep_value(account.pk, connection)
     )
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    # Every identifier comes from the models' metadata, quoted, and every
-    # value is a query parameter.
-    sql = (
-        f"INSERT INTO {quote(history.db_table)} "  # noqa: S608
-        f"({', '.join(quote(column) for column in columns)}) "
-        f"SELECT {', '.join(expressions)} FROM {quote(snapshot.db_table)} current "
-        f"WHERE current.{account_column} = %s{lock}"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_history_sql(changed), params)
         return cursor.rowcount == 1
+
+
+_UPSERT_COLUMNS = (
+    "account",
+    "snapshot_id",
+    "github_repo",
+    "expires_at",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def _upsert_sql(update_fields: tuple[str, ...]) -> str:
+    """Build the upsert of ``_upsert`` for one set of changed fields."""
+    meta = AccountSnapshot._meta
+    quote = connection.ops.quote_name
+    columns = [quote(meta.get_field(name).column) for name in _UPSERT_COLUMNS]
+    updates = [
+        f"{quote(meta.get_field(name).column)} = "
+        f"EXCLUDED.{quote(meta.get_field(name).column)}"
+        for name in update_fields
+    ]
+    returned = [quote(field.column) for field in meta.concrete_fields]
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({columns[0]}) DO UPDATE SET {', '.join(updates)} "
+        f"RETURNING {', '.join(returned)}"
+    )
 
 
 def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
     """Write the changes to the account's record in one statement, creating
     the record if it does not exist yet.
 
-    INSERT ... ON CONFLICT DO UPDATE never makes a second record. The model's
-    db_default columns make the database return every stored value
-    (RETURNING), so the result is the row as written, including fields this
-    change left alone.
+    INSERT ... ON CONFLICT DO UPDATE never makes a second record. It returns
+    every stored column (RETURNING), so the result is the row as written,
+    including fields this change left alone. The statement is built once per
+    set of changed fields; building it with bulk_create on every request
+    cost more CPU than the rest of the write.
     """
-    snapshot = empty_snapshot(account)
-    snapshot.created_at = now
-    for field, value in changes.items():
-        setattr(snapshot, field, value)
-    (snapshot,) = AccountSnapshot.objects.bulk_create(
-        [snapshot],
-        update_conflicts=True,
-        unique_fields=["account"],
-        update_fields=list(changes),
-    )
+    meta = AccountSnapshot._meta
+    values = {
+        "account": account.pk,
+        "snapshot_id": None,
+        "github_repo": None,
+        "expires_at": None,
+        "created_at": now,
+        **changes,
+    }
+    params = [
+        meta.get_field(name).get_db_prep_value(values[name], connection)
+        for name in _UPSERT_COLUMNS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(tuple(changes)), params)
+        row = cursor.fetchone()
+    snapshot = model_from_row(AccountSnapshot, concrete_attnames(AccountSnapshot), row)
+    snapshot.account = account
     return snapshot
 
 

@@ -133,7 +133,7 @@ def test_api_database_down(patch, raw_key, monkeypatch):
     def fail(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(keys.APIKey.objects, "select_related", fail)
+    monkeypatch.setattr(keys, "_find_key", fail)
     response = patch({}, raw_key)
     assert response.status_code == 503, response.content
     assert response["Retry-After"]
