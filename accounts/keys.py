@@ -68,7 +68,7 @@ def set_key_value(api_key: APIKey, raw_key: str) -> None:
 
 
 class KeyRejected(Exception):
-    """The presented key is unknown, revoked or expired; ``reason`` says which."""
+    """The presented key is unknown, revoked or expired, as ``reason`` names."""
 
     def __init__(self, reason: str):
         super().__init__(reason)

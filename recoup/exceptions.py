@@ -52,7 +52,7 @@ def error_body(detail) -> dict:
 
 def _with_guidance(exc, context):
     """Replace DRF's generic method and media-type messages with ones that
-    say what to send instead."""
+    name what to send instead."""
     request = context.get("request")
     view = context.get("view")
     if request is None:
@@ -77,7 +77,7 @@ def _with_guidance(exc, context):
 def json_exception_handler(exc, context):
     """DRF exception handler: JSON errors for every exception in a view.
 
-    An unexpected exception is logged and answered with a JSON 500, and a
+    An unexpected exception is logged and returned as a JSON 500, and a
     lost database connection with a JSON 503, so no stack trace reaches a
     client even with DEBUG on.
     """

@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 @csrf_exempt
 @require_safe
 def healthz(request):
-    """Return 200 when the database answers a query, 503 when it does not."""
+    """Return 200 when the database responds to a query, 503 when it does not."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -29,10 +29,10 @@ def healthz(request):
 
 
 class HealthCheckMiddleware:
-    """Answer ``/healthz`` before any other middleware runs.
+    """Respond to ``/healthz`` before any other middleware runs.
 
     Load balancers often probe an instance by its IP address, which is not in
-    ALLOWED_HOSTS, and over plain HTTP; the probe must still get its answer.
+    ALLOWED_HOSTS, and over plain HTTP, and the probe must still get its response.
     """
 
     def __init__(self, get_response):

@@ -1,4 +1,4 @@
-"""JSON answers for requests that reach no API view."""
+"""JSON responses for requests that reach no API view."""
 
 from django.core.exceptions import DisallowedHost
 from django.http import JsonResponse

@@ -32,7 +32,7 @@ TRACKED_FIELDS = ("snapshot_id", "github_repo", "expires_at")
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a change and from where, as the snapshot history records it."""
+    """The maker of a change and its origin, as the snapshot history records them."""
 
     type: str
     name: str
