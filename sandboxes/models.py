@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from accounts.models import Account
@@ -34,7 +33,6 @@ class AccountSnapshot(models.Model):
         max_length=SNAPSHOT_ID_MAX_LENGTH,
         null=True,
         blank=True,
-        db_default=None,
         validators=[validate_snapshot_id],
     )
     github_repo = models.CharField(  # noqa: DJ001
@@ -42,15 +40,10 @@ class AccountSnapshot(models.Model):
         max_length=GITHUB_REPO_MAX_LENGTH,
         null=True,
         blank=True,
-        db_default=None,
         validators=[validate_github_repo],
     )
-    expires_at = models.DateTimeField(null=True, blank=True, db_default=None)
-    # The db_default of these columns makes an upsert return their stored
-    # values (INSERT ... RETURNING); see sandboxes.services.
-    created_at = models.DateTimeField(
-        default=timezone.now, db_default=Now(), editable=False
-    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = AccountSnapshotQuerySet.as_manager()
