@@ -33,6 +33,6 @@ errorlog = "-"
 # Addresses of the proxies allowed to set X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# gunicorn 27 opens a control socket at one fixed path per user, which a second
-# server on the same host would take over; the service does not use it.
+# gunicorn 27 opens a control socket at one fixed path per user, so a second
+# server on the same host would take it over. The service does not use it.
 control_socket_disable = True

@@ -1,4 +1,4 @@
-"""How the API-key authentication appears in the OpenAPI schema: two security
+"""The OpenAPI description of the API-key authentication: two security
 schemes, either of which is accepted."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension

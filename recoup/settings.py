@@ -58,8 +58,8 @@ API_KEY_HASH_SECRET = _secret("API_KEY_HASH_SECRET")
 
 if not DEBUG and "ALLOWED_HOSTS" not in env.ENVIRON:
     raise ImproperlyConfigured(
-        "ALLOWED_HOSTS is not set. Set it to the host names the service answers "
-        "for, comma-separated, or set DEBUG=true for local development."
+        "ALLOWED_HOSTS is not set. Set it to the service's host names, "
+        "comma-separated, or set DEBUG=true for local development."
     )
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 

@@ -324,8 +324,8 @@ def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
     INSERT ... ON CONFLICT DO UPDATE never makes a second record. It returns
     every stored column (RETURNING), so the result is the row as written,
     including fields this change left alone. The statement is built once per
-    set of changed fields; building it with bulk_create on every request
-    cost more CPU than the rest of the write.
+    set of changed fields, because building it with bulk_create on every
+    request cost more CPU than the rest of the write.
     """
     meta = AccountSnapshot._meta
     values = {

@@ -79,7 +79,7 @@ def test_concurrent_writes_keep_history_exact():
             "/api/sandboxes", body, format="json", HTTP_X_API_KEY=keys[n % 10]
         )
 
-    # Each thread holds a database connection, and PostgreSQL allows 100 by
+    # Each thread keeps a database connection open, and PostgreSQL allows 100 by
     # default, so 40 threads send the 100 requests.
     responses = run_at_once(100, send, threads=40)
 

@@ -28,7 +28,7 @@ from .conftest import requires_postgres
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
-# A request must be answered within this many seconds while the database is down.
+# A request must get a response within this many seconds while the database is down.
 OUTAGE_RESPONSE_LIMIT = 10
 
 

@@ -910,7 +910,7 @@ RAW_CASES = {
 }
 
 # gunicorn 26 and later reject these control bytes in a header value with
-# their own HTML 400; older versions pass them on, and the service answers 401.
+# their own HTML 400; older versions pass them on, and the service returns 401.
 SERVER_OR_SERVICE = (400, 401)
 
 # Line breaks and other control bytes in the two credential headers.
@@ -1001,7 +1001,7 @@ def test_raw_request(server, build, status, is_json):
     got_status, headers, body = parse_response(raw)
     if status == SERVER_OR_SERVICE:
         assert got_status in status, raw[:1000]
-        # Only the service's own answer is JSON.
+        # Only the service's own response is JSON.
         is_json = got_status == 401
     else:
         assert got_status == status, raw[:1000]
