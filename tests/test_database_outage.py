@@ -1,8 +1,10 @@
-"""The database goes away and comes back, under a real gunicorn server.
+"""The database under a real gunicorn server: it goes away and comes back,
+and workers forked from the preloaded application connect on their own.
 
 The server reaches PostgreSQL through a TCP proxy that the test controls:
 stopping the proxy cuts every connection and refuses new ones, as a database
-that went down would, without touching the shared PostgreSQL server.
+that went down would, without touching the shared PostgreSQL server. The
+proxy also counts the connections made through it.
 """
 
 import contextlib
@@ -47,6 +49,7 @@ class TCPProxy:
         self.sockets = set()
         self.lock = threading.Lock()
         self.listener = None
+        self.accepted = 0
 
     def start(self):
         self.listener = socket.socket()
@@ -79,6 +82,7 @@ class TCPProxy:
             upstream = socket.create_connection(self.target)
             with self.lock:
                 self.sockets.update((client, upstream))
+                self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(
                     target=self._pump, args=(source, sink), daemon=True
@@ -105,8 +109,10 @@ def proxy():
     tcp_proxy.stop()
 
 
-@pytest.fixture
-def server(proxy):
+def start_gunicorn(proxy, *options, log=subprocess.DEVNULL):
+    """Start gunicorn with one worker, reaching the database through
+    ``proxy``, and return the process and its port once it accepts
+    connections."""
     database = connection.settings_dict
     port = free_port()
     env = {
@@ -119,9 +125,11 @@ def server(proxy):
         "DATABASE_URL": (
             f"postgres://{database['USER']}@127.0.0.1:{proxy.port}/{database['NAME']}"
         ),
+        "DB_CONN_MAX_AGE": "60",
         "DB_CONNECT_TIMEOUT": "3",
         "API_RATE_LIMIT": "",
         "AUTH_FAILURE_RATE_LIMIT": "",
+        "GUNICORN_ACCESS_LOG": os.devnull,
     }
     process = subprocess.Popen(
         [
@@ -129,6 +137,7 @@ def server(proxy):
             "-m",
             "gunicorn",
             "recoup.wsgi",
+            *options,
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -138,8 +147,8 @@ def server(proxy):
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -151,9 +160,19 @@ def server(proxy):
     else:
         process.kill()
         pytest.fail("gunicorn did not start within 30 seconds")
-    yield port
+    return process, port
+
+
+def stop(process):
     process.terminate()
     process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(proxy):
+    process, port = start_gunicorn(proxy)
+    yield port
+    stop(process)
 
 
 def request(port, method, path, body=None, key=None):
@@ -203,3 +222,37 @@ def test_database_outage_and_recovery(server, proxy):
     assert status == 200, body
     assert body["snapshot_id"] == "s3"
     assert request(server, "GET", "/healthz")[0] == 200
+
+
+def test_restarted_workers_of_the_preloaded_application_serve(proxy, tmp_path):
+    account = Account.objects.create(name="Artist")
+    key = issue_key(account=account).raw_key
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        process, port = start_gunicorn(
+            proxy,
+            "--config",
+            "gunicorn.conf.py",
+            "--max-requests",
+            "3",
+            "--max-requests-jitter",
+            "0",
+            log=log,
+        )
+    try:
+        # The master loads the application before it forks the worker. A
+        # database connection it opened would be shared by every worker.
+        assert proxy.accepted == 0
+        for number in range(10):
+            status, body, _ = request(
+                port, "PATCH", "/api/sandboxes", {"snapshotId": f"s{number}"}, key
+            )
+            assert status == 200, body
+            assert body["snapshot_id"] == f"s{number}"
+    finally:
+        stop(process)
+    # Three workers served three requests each and were replaced; the
+    # fourth served the last one. Each connected once, for itself, and kept
+    # its connection between requests.
+    assert log_path.read_text().count("Booting worker with pid") == 4
+    assert proxy.accepted == 4
