@@ -3,6 +3,7 @@
 Each value can be overridden from the environment, or on the command line.
 """
 
+import gc
 import multiprocessing
 import os
 
@@ -30,6 +31,17 @@ max_requests_jitter = 200
 # The master opens no database or cache connection: Django connects on a
 # worker's first request. Code changes therefore need a full restart, not HUP.
 preload_app = True
+
+
+def when_ready(server):
+    """Freeze the loaded application's objects before the first fork.
+
+    The workers' garbage collector then skips them: a full collection takes
+    under a millisecond instead of tens, and does not write to the pages the
+    workers share with the master.
+    """
+    gc.freeze()
+
 
 # The service's own log lines carry request ids; gunicorn's access log adds
 # the client, the status and the time taken, in microseconds.

@@ -1,6 +1,8 @@
 """Production settings: start-up checks, HTTPS and Django's deploy checks."""
 
+import gc
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +149,14 @@ def test_database_connection_settings_applied():
         DB_CONNECT_TIMEOUT="4",
     )
     assert result.stdout.split() == ["120", "True", "4"], result.stderr
+
+
+def test_gunicorn_preloads_and_freezes_the_application_before_forking():
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["preload_app"] is True
+    assert gc.get_freeze_count() == 0
+    try:
+        config["when_ready"](None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
