@@ -131,11 +131,11 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--conn-max-age-via",
         choices=["url", "env"],
-        default="url",
-        help="how the servers get it: 'url' adds conn_max_age and "
-        "conn_health_checks to DATABASE_URL, which django-environ applies; "
-        "'env' sets only DB_CONN_MAX_AGE, as the README's production setup does "
-        "(default: url)",
+        default="env",
+        help="how the servers get it: 'env' sets only DB_CONN_MAX_AGE, as the "
+        "README's production setup does, and 'url' adds conn_max_age and "
+        "conn_health_checks to DATABASE_URL, which django-environ applies "
+        "(default: env)",
     )
     parser.add_argument(
         "--admin-url",
@@ -173,7 +173,8 @@ def parse_arguments() -> argparse.Namespace:
         type=Path,
         metavar="DIR",
         help="after the runs of each size, profile each case in-process with "
-        "pyinstrument and write the call trees to DIR",
+        "pyinstrument, write the call trees to DIR, and time a forked "
+        "worker's first requests and full garbage collection",
     )
     parser.add_argument(
         "--no-install",
@@ -415,8 +416,9 @@ def count_queries(arguments, context: dict) -> dict:
 
 
 def profile(arguments, context: dict) -> dict:
-    """Profile each scenario and server in-process (bench/profile.py); write
-    the call trees to ``--profile`` and return the CPU ms per request."""
+    """Profile each scenario and server in-process (bench/profile.py), write
+    the call trees to ``--profile``, and measure a forked worker's start
+    (bench/worker_start.py). Return the CPU ms per request."""
     cpu_ms = {}
     arguments.profile.mkdir(parents=True, exist_ok=True)
     for server_name, settings_module in SERVERS.items():
@@ -436,6 +438,20 @@ def profile(arguments, context: dict) -> dict:
                 f"  in-process {server_name} {scenario}: "
                 f"{profiled['cpu_ms_per_request']:.2f} ms CPU per request; "
                 f"call tree in {path}"
+            )
+            started = run_module(
+                "bench.worker_start",
+                ["--key-file", str(context["sample"].files[scenario])],
+                env,
+            )
+            collection = started["full_collection_ms"]
+            database.log(
+                f"  forked worker {server_name} {scenario}: first request "
+                f"{started['first_request_ms']:.1f} ms, later ones "
+                f"{started['later_request_ms']:.1f} ms; full collection "
+                f"{collection['frozen']:.1f} ms frozen, "
+                f"{collection['unfrozen']:.1f} ms unfrozen "
+                f"({started['tracked_objects']:,} objects)"
             )
     return cpu_ms
 
