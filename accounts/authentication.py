@@ -39,13 +39,14 @@ class APIKeyAuthentication(BaseAuthentication):
             exceptions.AuthenticationFailed,
             exceptions.NotAuthenticated,
         ) as failure:
-            limiter.record_failure(request)
             logger.warning(
                 "API authentication failed from %s: %s",
                 client_address(request),
                 failure.get_codes(),
                 extra={"client_address": client_address(request)},
             )
+            # Raises Throttled instead if this failure went over the limit.
+            limiter.record_failure(request)
             raise
 
     def _authenticate(self, request):

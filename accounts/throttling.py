@@ -5,14 +5,62 @@ Rates take DRF's form, ``100/minute``. Each limit counts hits in fixed windows
 of that length with the cache's atomic add and incr, so concurrent requests
 cannot overrun it. The counters live in the default cache, which must be
 shared by all workers and instances (Redis) in production.
+
+When the cache fails, the limits let requests through and log an error, at
+most once a minute per process. Keys are still checked against the database,
+and an unreachable cache must not take the whole API down with it.
 """
 
+import logging
+import threading
+import time
+
 from django.core.cache import cache as default_cache
+from redis import RedisError
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from recoup.clients import client_address
+
+logger = logging.getLogger(__name__)
+
+# Errors of a cache that is down or hung: redis-py's own, and the socket
+# errors of other backends.
+CACHE_ERRORS = (RedisError, OSError)
+CACHE_FAILURE_LOG_INTERVAL = 60  # seconds
+
+
+class _CacheFailureLog:
+    """Log cache failures at most once per interval, with the number of
+    failures since the last line."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.logged_at = None
+        self.unlogged = 0
+
+    def record(self, scope: str, error: Exception) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.unlogged += 1
+            if self.logged_at is not None and now - self.logged_at < self.interval:
+                return
+            failures, self.unlogged, self.logged_at = self.unlogged, 0, now
+        logger.error(
+            "Rate limits are not enforced: the cache failed (%s: %s) on %s "
+            "failed operation(s) in the last %s s. Check CACHE_URL and the "
+            "Redis server.",
+            type(error).__name__,
+            error,
+            failures,
+            self.interval,
+            extra={"limit_scope": scope, "cache_failures": failures},
+        )
+
+
+cache_failures = _CacheFailureLog(CACHE_FAILURE_LOG_INTERVAL)
 
 
 class _WindowCounter(BaseThrottle):
@@ -39,11 +87,23 @@ class _WindowCounter(BaseThrottle):
         return f"throttle:{self.scope}:{ident}:{window}"
 
     def count(self, ident) -> int:
-        return self.cache.get(self._key(ident), 0)
+        """Return the window's count, or 0 if the cache failed."""
+        try:
+            return self.cache.get(self._key(ident), 0)
+        except CACHE_ERRORS as error:
+            cache_failures.record(self.scope, error)
+            return 0
 
     def hit(self, ident) -> int:
-        """Count one hit and return the window's count, including it."""
-        key = self._key(ident)
+        """Count one hit and return the window's count, including it, or 0
+        if the cache failed."""
+        try:
+            return self._hit(self._key(ident))
+        except CACHE_ERRORS as error:
+            cache_failures.record(self.scope, error)
+            return 0
+
+    def _hit(self, key) -> int:
         # The key outlives its window by a second, so it never expires
         # between add() and incr().
         if self.cache.add(key, 1, timeout=self.duration + 1):
@@ -84,12 +144,22 @@ class AuthFailureLimiter(_WindowCounter):
     def check(self, request) -> None:
         """Raise Throttled if the client address is over its limit."""
         if self.enabled and self.count(client_address(request)) >= self.limit:
-            raise exceptions.Throttled(
-                wait=self.wait(),
-                detail="Too many failed authentication attempts from this "
-                "address. Wait before retrying, and check the API key.",
-            )
+            self._throttle()
 
     def record_failure(self, request) -> None:
-        if self.enabled:
-            self.hit(client_address(request))
+        """Count a failed authentication; raise Throttled if it went over the
+        limit.
+
+        Concurrent requests from one address can all pass ``check`` before
+        any of them fails, so the count taken here decides: the address gets
+        at most ``limit`` authentication errors in a window.
+        """
+        if self.enabled and self.hit(client_address(request)) > self.limit:
+            self._throttle()
+
+    def _throttle(self):
+        raise exceptions.Throttled(
+            wait=self.wait(),
+            detail="Too many failed authentication attempts from this "
+            "address. Wait before retrying, and check the API key.",
+        )

@@ -21,6 +21,7 @@ env = environ.Env(
     SNAPSHOT_TTL_DAYS=(int, 7),
     PLATFORM_ORGANIZATION_ID=(str, ""),
     CACHE_URL=(str, "locmemcache://"),
+    CACHE_TIMEOUT=(float, 0.25),
     API_RATE_LIMIT=(str, "600/minute"),
     AUTH_FAILURE_RATE_LIMIT=(str, "20/minute"),
     CORS_ALLOWED_ORIGINS=(list, []),
@@ -148,6 +149,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Rate-limit counters. Local memory is per process: with several workers or
 # instances each counts alone, so production uses Redis.
 CACHES = {"default": env.cache_url_config(env("CACHE_URL"))}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis that is down or hung costs each request at most this long: the
+    # rate limits then let the request through (accounts/throttling.py).
+    # Options in CACHE_URL's query string take precedence.
+    _redis_options = CACHES["default"].setdefault("OPTIONS", {})
+    _redis_options.setdefault("socket_connect_timeout", env("CACHE_TIMEOUT"))
+    _redis_options.setdefault("socket_timeout", env("CACHE_TIMEOUT"))
 
 _VALIDATORS_MODULE = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [

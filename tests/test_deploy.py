@@ -1,6 +1,7 @@
 """Production settings: start-up checks, HTTPS and Django's deploy checks."""
 
 import gc
+import json
 import os
 import runpy
 import subprocess
@@ -160,3 +161,30 @@ def test_gunicorn_preloads_and_freezes_the_application_before_forking():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def _default_cache(**env):
+    result = manage(
+        "shell",
+        "-c",
+        "import json; from django.conf import settings; "
+        "print(json.dumps(settings.CACHES['default']))",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    # The shell may print other lines first, such as its automatic imports.
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_redis_cache_gets_socket_timeouts():
+    options = _default_cache(CACHE_URL="redis://127.0.0.1:6379/0")["OPTIONS"]
+    assert options["socket_connect_timeout"] == 0.25
+    assert options["socket_timeout"] == 0.25
+
+
+def test_redis_cache_timeouts_from_environment_and_url():
+    options = _default_cache(
+        CACHE_URL="redis://127.0.0.1:6379/0?socket_timeout=2", CACHE_TIMEOUT="0.5"
+    )["OPTIONS"]
+    assert options["socket_connect_timeout"] == 0.5
+    assert options["socket_timeout"] == 2

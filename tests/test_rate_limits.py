@@ -1,11 +1,18 @@
+import logging
 import os
+import socket
 
 import pytest
 import redis
 from django.core.cache import cache
 from rest_framework.exceptions import Throttled
 
-from accounts.throttling import APIKeyRateThrottle, AuthFailureLimiter
+from accounts.throttling import (
+    APIKeyRateThrottle,
+    AuthFailureLimiter,
+    _CacheFailureLog,
+    cache_failures,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -193,12 +200,18 @@ def test_limit_holds_under_concurrency(limiter_cache, clock, rates):
     rates(auth_failures="5/minute")
     factory = RequestFactory()
     barrier = threading.Barrier(20)
+    throttled = []
 
     def attempt():
         request = factory.patch("/api/sandboxes", REMOTE_ADDR="198.51.100.3")
-        barrier.wait(timeout=10)
         limiter = AuthFailureLimiter()
-        limiter.record_failure(request)
+        # All 20 pass the check before any of them has failed.
+        limiter.check(request)
+        barrier.wait(timeout=10)
+        try:
+            limiter.record_failure(request)
+        except Throttled:
+            throttled.append(True)
 
     threads = [threading.Thread(target=attempt) for _ in range(20)]
     for thread in threads:
@@ -208,5 +221,73 @@ def test_limit_holds_under_concurrency(limiter_cache, clock, rates):
 
     # Every concurrent failure was counted: none was lost to a race.
     assert AuthFailureLimiter().count("198.51.100.3") == 20
+    # Only the first 5 failures got their authentication error.
+    assert len(throttled) == 15
     with pytest.raises(Throttled):
         AuthFailureLimiter().check(factory.patch("/api", REMOTE_ADDR="198.51.100.3"))
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def failing_cache(settings, request):
+    """Point the limits at a Redis that refuses connections ("closed") or
+    accepts them and never replies ("hung"), with a short socket timeout."""
+    listener = None
+    if request.param == "hung":
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+    else:
+        port = _free_port()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    cache_failures.logged_at = None
+    cache_failures.unlogged = 0
+    yield request.param
+    if listener is not None:
+        listener.close()
+
+
+@pytest.mark.parametrize("failing_cache", ["closed", "hung"], indirect=True)
+def test_failed_cache_lets_requests_through(
+    failing_cache, rates, patch, raw_key, caplog
+):
+    from sandboxes.models import AccountSnapshot
+
+    rates(api="1/minute", auth_failures="1/minute")
+    with caplog.at_level(logging.ERROR, logger="accounts.throttling"):
+        for number in range(3):
+            response = patch({"snapshotId": f"snap_{number}"}, raw_key)
+            assert response.status_code == 200, response.content
+        assert patch({}, BAD_KEY).status_code == 401
+        assert patch({}, BAD_KEY).status_code == 401
+    assert AccountSnapshot.objects.get().snapshot_id == "snap_2"
+    # One line for the first failure; the rest of the minute's are counted.
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "Rate limits are not enforced" in errors[0].getMessage()
+    assert raw_key not in caplog.text
+
+
+def test_cache_failure_log_reports_count(caplog):
+    failures = _CacheFailureLog(interval=60)
+    error = redis.ConnectionError("Connection refused")
+    with caplog.at_level(logging.ERROR, logger="accounts.throttling"):
+        for _ in range(5):
+            failures.record("api_key", error)
+        failures.logged_at -= 61
+        failures.record("api_key", error)
+    assert len(caplog.records) == 2
+    assert caplog.records[0].cache_failures == 1
+    assert caplog.records[1].cache_failures == 5
