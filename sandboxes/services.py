@@ -197,9 +197,9 @@ def _write(account: Account, changes: dict, *, actor: Actor, now: datetime):
 
 def _write_once(account, changes, *, actor, now):
     recorded = _record_from_current_row(account, changes, actor=actor, now=now)
-    after = _upsert(account, {**changes, "updated_at": now}, now)
+    after, inserted = _upsert(account, {**changes, "updated_at": now}, now)
     if not recorded:
-        if after.created_at != now:
+        if not inserted:
             raise _CreatedConcurrently
         _record_creation(account, after, actor=actor, now=now)
     return after
@@ -309,17 +309,25 @@ def _upsert_sql(update_fields: tuple[str, ...]) -> str:
         for name in update_fields
     ]
     returned = [quote(field.column) for field in meta.concrete_fields]
+    # Whether the statement inserted the row: in PostgreSQL a row version
+    # that it inserted has xmax 0, one that it updated has not. SQLite has no
+    # such column, but it runs one write transaction at a time, so no other
+    # transaction can create the row between the history insert and this one.
+    inserted = "(xmax = 0)" if connection.vendor == "postgresql" else "TRUE"
     return (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({columns[0]}) DO UPDATE SET {', '.join(updates)} "
-        f"RETURNING {', '.join(returned)}"
+        f"RETURNING {', '.join(returned)}, {inserted}"
     )
 
 
-def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
+def _upsert(
+    account: Account, changes: dict, now: datetime
+) -> tuple[AccountSnapshot, bool]:
     """Write the changes to the account's record in one statement, creating
-    the record if it does not exist yet.
+    the record if it does not exist yet. Return the record and whether this
+    statement created it.
 
     INSERT ... ON CONFLICT DO UPDATE never makes a second record. It returns
     every stored column (RETURNING), so the result is the row as written,
@@ -343,9 +351,11 @@ def _upsert(account: Account, changes: dict, now: datetime) -> AccountSnapshot:
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(tuple(changes)), params)
         row = cursor.fetchone()
-    snapshot = model_from_row(AccountSnapshot, concrete_attnames(AccountSnapshot), row)
+    snapshot = model_from_row(
+        AccountSnapshot, concrete_attnames(AccountSnapshot), row[:-1]
+    )
     snapshot.account = account
-    return snapshot
+    return snapshot, bool(row[-1])
 
 
 def _record_creation(account, after, *, actor: Actor, now: datetime) -> None:

@@ -1,17 +1,22 @@
 import threading
+import time
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.keys import issue_key
 from accounts.models import Account
+from sandboxes import services
 from sandboxes.models import AccountSnapshot, SnapshotHistory
-from sandboxes.services import TRACKED_FIELDS
+from sandboxes.services import TRACKED_FIELDS, Actor
 
 from .conftest import requires_postgres
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
+
+REPO = "https://github.com/recoup/artist"
 
 
 def run_at_once(count, send, *, threads=None):
@@ -97,3 +102,69 @@ def test_concurrent_writes_keep_history_exact():
             previous = {f: getattr(entry, f"{f}_after") for f in TRACKED_FIELDS}
         stored = AccountSnapshot.objects.get(account=account)
         assert {f: getattr(stored, f) for f in TRACKED_FIELDS} == previous
+
+
+def _wait_for_lock_wait(timeout=10):
+    """Wait until another backend of this database waits for a row lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.01)
+    pytest.fail("No request waited for the record's lock.")
+
+
+def test_first_write_losing_creation_race_records_before(monkeypatch):
+    """Two first writes at the same instant: the second cannot see the
+    first's uncommitted record, then its upsert waits for it and updates it.
+    Its history entry must show the first write as its before values."""
+    account = Account.objects.create(name="New artist")
+    now = timezone.now()
+    created = threading.Event()
+    release = threading.Event()
+    record_creation = services._record_creation
+
+    def record_creation_then_wait(*args, **kwargs):
+        record_creation(*args, **kwargs)
+        if threading.current_thread().name == "first":
+            created.set()
+            release.wait(10)
+
+    monkeypatch.setattr(services, "_record_creation", record_creation_then_wait)
+
+    def write(name, **change):
+        try:
+            services.update_snapshot(
+                account=account, actor=Actor.for_command(name), now=now, **change
+            )
+        finally:
+            connection.close()
+
+    first = threading.Thread(
+        name="first", target=write, args=("first",), kwargs={"github_repo": REPO}
+    )
+    second = threading.Thread(
+        name="second", target=write, args=("second",), kwargs={"snapshot_id": "s"}
+    )
+    first.start()
+    assert created.wait(10)
+    second.start()
+    _wait_for_lock_wait()
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    entries = list(SnapshotHistory.objects.filter(account=account).order_by("id"))
+    assert [entry.actor for entry in entries] == ["first", "second"]
+    creation, change = entries
+    assert creation.github_repo_before is None
+    assert creation.github_repo_after == REPO
+    assert change.github_repo_before == REPO
+    assert change.github_repo_after == REPO
+    assert change.snapshot_id_before is None
+    assert change.snapshot_id_after == "s"
