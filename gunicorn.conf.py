@@ -50,6 +50,35 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus request_id=%({x-request-id}o)s'
 errorlog = "-"
 
+if os.environ.get("LOG_FORMAT", "text") == "json":
+    # gunicorn's own lines and its access log in the service's JSON format
+    # (recoup/settings.py), so that every line of the output is one object.
+    # The access line stays a string, in the "message" field.
+    _json = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
+    if accesslog == "-":
+        _access = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
+    else:
+        _access = {"class": "logging.FileHandler", "filename": accesslog}
+    logconfig_dict = {
+        "formatters": {"json": _json},
+        "handlers": {
+            "console": {**_access, "formatter": "json"},
+            "error_console": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "json",
+            },
+        },
+        "loggers": {
+            "gunicorn.error": {"handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"handlers": ["console"], "propagate": False},
+        },
+    }
+
 # Addresses of the proxies allowed to set X-Forwarded-* headers.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 

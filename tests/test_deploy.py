@@ -1,11 +1,14 @@
 """Production settings: start-up checks, HTTPS and Django's deploy checks."""
 
 import gc
+import http.client
 import json
 import os
 import runpy
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,3 +191,51 @@ def test_redis_cache_timeouts_from_environment_and_url():
     )["OPTIONS"]
     assert options["socket_connect_timeout"] == 0.5
     assert options["socket_timeout"] == 2
+
+
+def test_gunicorn_json_log_lines(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "recoup.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "LOG_FORMAT": "json",
+        "GUNICORN_ACCESS_LOG": "-",
+    }
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
+    command += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "recoup.wsgi"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        client.request("GET", "/healthz")
+        assert client.getresponse().read() == b'{"status": "ok"}'
+        client.request(
+            "PATCH", "/api/sandboxes", b"{}", {"Content-Type": "application/json"}
+        )
+        assert client.getresponse().status == 401
+        client.close()
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+
+    lines = stdout.splitlines() + stderr.splitlines()
+    records = [json.loads(line) for line in lines]
+    loggers = {record["logger"] for record in records}
+    assert {"gunicorn.error", "gunicorn.access", "accounts.authentication"} <= loggers
+    assert any("Booting worker" in record["message"] for record in records)
+    assert any("PATCH /api/sandboxes" in record["message"] for record in records)
