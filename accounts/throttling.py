@@ -158,8 +158,12 @@ class AuthFailureLimiter(_WindowCounter):
             self._throttle()
 
     def _throttle(self):
-        raise exceptions.Throttled(
-            wait=self.wait(),
-            detail="Too many failed authentication attempts from this "
-            "address. Wait before retrying, and check the API key.",
-        )
+        raise _AuthFailuresThrottled(wait=self.wait())
+
+
+class _AuthFailuresThrottled(exceptions.Throttled):
+    default_detail = (
+        "Too many failed authentication attempts from this address. Check the API key."
+    )
+    extra_detail_singular = "Retry in {wait} second."
+    extra_detail_plural = "Retry in {wait} seconds."

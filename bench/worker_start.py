@@ -66,8 +66,8 @@ def _median(results: list[dict], name: str) -> float:
 
 
 def _child(application, entries, number: int) -> dict:
-    """Fork a child that serves REQUESTS_PER_CHILD requests, then runs one
-    full collection; return its timings in milliseconds."""
+    """Fork a child that serves REQUESTS_PER_CHILD requests and then runs one
+    full collection. Return its timings in milliseconds."""
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -99,8 +99,8 @@ def _child(application, entries, number: int) -> dict:
 
 
 def _request(application, entry, sent: int) -> float:
-    """Send one PATCH /api/sandboxes to ``application``; return its latency in
-    milliseconds. Raise RuntimeError unless the status is 200."""
+    """Send one PATCH /api/sandboxes to ``application`` and return its
+    latency in milliseconds. Raise RuntimeError unless the status is 200."""
     # Both fields, because the baseline view handles only requests with both.
     body = {
         "snapshotId": f"snap_worker_start_{os.getpid()}_{sent}",
@@ -109,6 +109,7 @@ def _request(application, entry, sent: int) -> float:
     if len(entry) > 1:
         body["account_id"] = entry[1]
     payload = json.dumps(body).encode()
+
     environ = {
         "REQUEST_METHOD": "PATCH",
         "PATH_INFO": "/api/sandboxes",
@@ -125,6 +126,7 @@ def _request(application, entry, sent: int) -> float:
         "wsgi.errors": sys.stderr,
         "wsgi.url_scheme": "https",
     }
+
     statuses = []
     started = time.perf_counter()
     chunks = application(environ, lambda status, headers: statuses.append(status))

@@ -21,7 +21,35 @@ def client_address(request) -> str:
         return remote_addr
     candidate = addresses[-min(proxies, len(addresses))]
     # The client may write anything into the header; keep only an address.
+    address = _parse_address(candidate)
+    return remote_addr if address is None else str(address)
+
+
+def _parse_address(text: str):
+    """Return the IP address in ``text``, which may carry a port, as some
+    proxies write it (``192.0.2.1:4711``, ``[2001:db8::1]:4711``), or None.
+    An IPv4-mapped IPv6 address becomes its IPv4 address."""
+    if text.startswith("["):
+        # [IPv6] or [IPv6]:port
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not (rest[0] == ":" and _is_port(rest[1:]))):
+            return None
+    elif text.count(":") == 1:
+        # IPv4:port
+        host, _, port = text.partition(":")
+        if not _is_port(port):
+            return None
+    else:
+        # IPv4, or IPv6 without brackets
+        host = text
     try:
-        return str(ipaddress.ip_address(candidate))
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return remote_addr
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5

@@ -34,12 +34,3 @@ class RequestIDMiddleware:
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
-
-
-class RequestIDLogFilter:
-    """Add ``request_id`` to every log record, for the log formats."""
-
-    def filter(self, record):
-        if not hasattr(record, "request_id"):
-            record.request_id = current_request_id() or "-"
-        return True

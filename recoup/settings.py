@@ -31,6 +31,8 @@ env = environ.Env(
     DB_CONN_MAX_AGE=(int, 60),
     DB_CONNECT_TIMEOUT=(int, 5),
     SECURE_HSTS_SECONDS=(int, 31536000),
+    SECURE_HSTS_INCLUDE_SUBDOMAINS=(bool, True),
+    SECURE_HSTS_PRELOAD=(bool, True),
 )
 
 DEBUG = env("DEBUG")
@@ -195,8 +197,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS")
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+    SECURE_HSTS_PRELOAD = env("SECURE_HSTS_PRELOAD")
 
 CORS_ALLOWED_ORIGINS = env("CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/api/.*$"
@@ -260,7 +262,10 @@ if LOG_FORMAT not in ("text", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "recoup.middleware.RequestIDLogFilter"}},
+    "filters": {
+        "request_id": {"()": "recoup.logs.RequestIDLogFilter"},
+        "client_error": {"()": "recoup.logs.ClientErrorLogFilter"},
+    },
     "formatters": {
         "text": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -289,5 +294,6 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Django's request logger repeats every 4xx; the API logs its own.
         "django.request": {"level": "ERROR"},
+        "django.security.DisallowedHost": {"filters": ["client_error"]},
     },
 }

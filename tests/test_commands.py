@@ -123,7 +123,21 @@ def test_add_member_changes_role(make_account, member_of):
 
     membership = OrganizationMembership.objects.get()
     assert membership.role == OrganizationMembership.Role.ADMIN
-    assert "admin" in output
+    assert "was a member" in output
+    assert "Its role is now admin." in output
+
+
+def test_add_member_again_changes_nothing(make_account, member_of):
+    organization = make_account("Label", organization=True)
+    artist = make_account("Nova")
+    member_of(artist, organization)
+    ids = ["--organization", str(organization.pk), "--account", str(artist.pk)]
+
+    output = run("add_member", *ids)
+
+    assert OrganizationMembership.objects.count() == 1
+    assert "is already a member" in output
+    assert "Nothing changed." in output
 
 
 @pytest.mark.parametrize("option", ["--organization", "--account"])

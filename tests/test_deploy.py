@@ -4,6 +4,7 @@ import gc
 import http.client
 import json
 import os
+import re
 import runpy
 import socket
 import subprocess
@@ -239,3 +240,11 @@ def test_gunicorn_json_log_lines(tmp_path):
     assert {"gunicorn.error", "gunicorn.access", "accounts.authentication"} <= loggers
     assert any("Booting worker" in record["message"] for record in records)
     assert any("PATCH /api/sandboxes" in record["message"] for record in records)
+
+
+def test_env_example_lists_every_setting():
+    from recoup.settings import env
+
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^(?:# )?([A-Z_]+)=", text, re.MULTILINE))
+    assert set(env.scheme) - listed == set()

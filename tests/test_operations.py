@@ -170,3 +170,21 @@ def test_cors_none_by_default(patch, raw_key):
     response = patch({}, raw_key, HTTP_ORIGIN="https://app.example.com")
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_disallowed_host_logged_as_one_warning(client):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("django.security.DisallowedHost")
+    logger.addHandler(handler)
+    try:
+        response = client.get("/api/sandboxes", HTTP_HOST="evil.example")
+    finally:
+        logger.removeHandler(handler)
+
+    assert response.status_code == 400
+    assert len(records) == 1
+    assert records[0].levelno == logging.WARNING
+    assert records[0].exc_info is None
+    assert "evil.example" in records[0].getMessage()

@@ -291,3 +291,46 @@ def test_cache_failure_log_reports_count(caplog):
     assert len(caplog.records) == 2
     assert caplog.records[0].cache_failures == 1
     assert caplog.records[1].cache_failures == 5
+
+
+def test_auth_failure_limit_message(limiter_cache, clock, rates, patch):
+    rates(auth_failures="1/minute")
+    patch({}, BAD_KEY, REMOTE_ADDR="198.51.100.1")
+    clock.now += 25
+    response = patch({}, BAD_KEY, REMOTE_ADDR="198.51.100.1")
+    assert response.status_code == 429
+    assert response.json()["error"] == (
+        "Too many failed authentication attempts from this address. Check the "
+        "API key. Retry in 35 seconds."
+    )
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("198.51.100.7:4711", "198.51.100.7"),
+        ("2001:db8::7", "2001:db8::7"),
+        ("[2001:db8::7]", "2001:db8::7"),
+        ("[2001:db8::7]:4711", "2001:db8::7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("[::ffff:198.51.100.7]:4711", "198.51.100.7"),
+        # Anything else is not an address: the peer's address counts.
+        ("198.51.100.7:", "10.0.0.1"),
+        ("198.51.100.7:http", "10.0.0.1"),
+        ("[2001:db8::7", "10.0.0.1"),
+        ("[2001:db8::7]4711", "10.0.0.1"),
+        ("198.051.100.007", "10.0.0.1"),
+        ("unknown", "10.0.0.1"),
+    ],
+)
+def test_forwarded_address_forms(settings, forwarded, expected):
+    from django.test import RequestFactory
+
+    from recoup.clients import client_address
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    request = RequestFactory().patch(
+        "/api/sandboxes", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded
+    )
+    assert client_address(request) == expected

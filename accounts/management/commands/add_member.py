@@ -48,6 +48,13 @@ class Command(BaseCommand):
                 f"--organization and --account are both {account.pk}. An account "
                 "cannot be a member of itself, so give two different accounts."
             )
+        previous_role = (
+            OrganizationMembership.objects.filter(
+                organization=organization, account=account
+            )
+            .values_list("role", flat=True)
+            .first()
+        )
         try:
             membership = add_member(
                 organization=organization, account=account, role=options["role"]
@@ -55,7 +62,18 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
 
-        self.stdout.write(
-            f"{account} ({account.pk}) is now a member of {organization} "
-            f"({organization.pk}) with the role {membership.role}."
-        )
+        member = f"{account} ({account.pk})"
+        where = f"{organization} ({organization.pk})"
+        role = membership.role
+        if previous_role is None:
+            message = f"{member} is now a member of {where} with the role {role}."
+        elif previous_role == role:
+            message = (
+                f"{member} is already a member of {where} with the role {role}. "
+                "Nothing changed."
+            )
+        else:
+            message = (
+                f"{member} was a {previous_role} of {where}. Its role is now {role}."
+            )
+        self.stdout.write(message)
