@@ -84,7 +84,7 @@ def parse_arguments() -> argparse.Namespace:
         "sizes (default: 1000 and 1000000; with --quick 1000 and 20000)",
     )
     parser.add_argument(
-        "--runs", type=int, help="measured runs per size, scenario and server (3)"
+        "--runs", type=int, help="measured runs per size, scenario and server (5)"
     )
     parser.add_argument(
         "--duration", type=float, help="seconds of load per measured run (10)"
@@ -186,7 +186,7 @@ def parse_arguments() -> argparse.Namespace:
 
     quick = arguments.quick
     arguments.keys = arguments.keys or ([1000, 20_000] if quick else [1000, 1_000_000])
-    arguments.runs = arguments.runs or (1 if quick else 3)
+    arguments.runs = arguments.runs or (1 if quick else 5)
     arguments.duration = arguments.duration or (3.0 if quick else 10.0)
     arguments.warmup = arguments.warmup if arguments.warmup is not None else 2.0
     arguments.scenario = arguments.scenario or list(SCENARIOS)

@@ -11,7 +11,8 @@ directly, one request at a time. Prints one JSON object:
 - ``full_collection_ms``: the median duration of ``gc.collect()`` in a child
   that has served requests, with the master's objects frozen
   (``gc.freeze()``, as ``gunicorn.conf.py`` does) and without;
-- ``tracked_objects``: how many objects the collector tracked in the master.
+- ``tracked_objects``: how many objects the collector tracked in the master
+  once the application was loaded.
 """
 
 import argparse
@@ -23,6 +24,7 @@ import statistics
 import sys
 import time
 import traceback
+from pathlib import Path
 
 CHILDREN = 5
 REQUESTS_PER_CHILD = 20
@@ -34,16 +36,17 @@ def main() -> None:
         "--key-file", required=True, help="file with one 'KEY [ACCOUNT_ID]' per line"
     )
     arguments = parser.parse_args()
-    with open(arguments.key_file) as lines:
-        entries = [line.split() for line in lines if line.strip()]
+    # One string, which the collector does not track: the key file is this
+    # script's, not the application's, and must not add to the collections.
+    keys = Path(arguments.key_file).read_text()
 
     from recoup.wsgi import application
 
     tracked = len(gc.get_objects())
-    unfrozen = [_child(application, entries, number) for number in range(CHILDREN)]
+    unfrozen = [_child(application, keys, number) for number in range(CHILDREN)]
     gc.freeze()
     frozen = [
-        _child(application, entries, number) for number in range(CHILDREN, 2 * CHILDREN)
+        _child(application, keys, number) for number in range(CHILDREN, 2 * CHILDREN)
     ]
     gc.unfreeze()
     print(
@@ -65,7 +68,7 @@ def _median(results: list[dict], name: str) -> float:
     return round(statistics.median(result[name] for result in results), 2)
 
 
-def _child(application, entries, number: int) -> dict:
+def _child(application, keys: str, number: int) -> dict:
     """Fork a child that serves REQUESTS_PER_CHILD requests and then runs one
     full collection. Return its timings in milliseconds."""
     reader, writer = os.pipe()
@@ -73,9 +76,15 @@ def _child(application, entries, number: int) -> dict:
     if pid == 0:
         os.close(reader)
         try:
-            latencies = [
-                _request(application, entries[(number + sent) % len(entries)], sent)
+            lines = keys.splitlines()
+            start = number * REQUESTS_PER_CHILD
+            entries = [
+                lines[(start + sent) % len(lines)].split()
                 for sent in range(REQUESTS_PER_CHILD)
+            ]
+            del lines
+            latencies = [
+                _request(application, entry, sent) for sent, entry in enumerate(entries)
             ]
             started = time.perf_counter()
             gc.collect()
