@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
@@ -110,4 +111,15 @@ def json_exception_handler(exc, context):
     response.data = error_body(exc.detail)
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = "5"
+    _render_as_json(context.get("request"))
     return response
+
+
+def _render_as_json(request) -> None:
+    """Render the error as JSON even from a view that renders something else,
+    such as the schema (YAML) and its documentation pages (HTML)."""
+    if request is not None and not isinstance(
+        getattr(request, "accepted_renderer", None), JSONRenderer
+    ):
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type

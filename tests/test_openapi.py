@@ -460,3 +460,11 @@ def test_docs_page_blocks_remote_images(static_client, path):
     assert image_sources is not None, (remote, policy)
     for source in image_sources:
         assert source in ("'self'", "data:", "blob:"), (remote, source)
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/redoc/"])
+def test_schema_and_docs_errors_are_json(path):
+    response = Client().patch(path, "{}", content_type="application/json")
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"].startswith(f"PATCH is not allowed on {path}.")
