@@ -7,16 +7,20 @@ cannot overrun it. The counters live in the default cache, which must be
 shared by all workers and instances (Redis) in production.
 
 When the cache fails, the limits let requests through and log an error, at
-most once a minute per process. Keys are still checked against the database,
-and an unreachable cache must not take the whole API down with it.
+most once a minute per worker process. Keys are still checked against the
+database, and an unreachable cache must not take the whole API down with it.
+
+NOTE: redis-py's socket timeout bounds each read, not a whole command, so a
+Redis that trickles its reply byte by byte can still hold a request until
+gunicorn's worker timeout.
 """
 
+import ipaddress
 import logging
 import threading
 import time
 
 from django.core.cache import cache as default_cache
-from redis import RedisError
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
@@ -25,9 +29,6 @@ from recoup.clients import client_address
 
 logger = logging.getLogger(__name__)
 
-# Errors of a cache that is down or hung: redis-py's own, and the socket
-# errors of other backends.
-CACHE_ERRORS = (RedisError, OSError)
 CACHE_FAILURE_LOG_INTERVAL = 60  # seconds
 
 
@@ -49,18 +50,24 @@ class _CacheFailureLog:
                 return
             failures, self.unlogged, self.logged_at = self.unlogged, 0, now
         logger.error(
-            "Rate limits are not enforced: the cache failed (%s: %s) on %s "
-            "failed operation(s) in the last %s s. Check CACHE_URL and the "
-            "Redis server.",
+            "Rate limits are not enforced: the cache failed (%s: %s), %s "
+            "time(s) since this process last logged it. Check CACHE_URL and "
+            "the Redis server.",
             type(error).__name__,
             error,
             failures,
-            self.interval,
             extra={"limit_scope": scope, "cache_failures": failures},
         )
 
 
 cache_failures = _CacheFailureLog(CACHE_FAILURE_LOG_INTERVAL)
+
+
+def _as_count(value) -> int:
+    """Return ``value`` if the cache returned a count, else raise TypeError."""
+    if type(value) is not int:
+        raise TypeError(f"The cache returned {type(value).__name__}, not a count.")
+    return value
 
 
 class _WindowCounter(BaseThrottle):
@@ -86,11 +93,14 @@ class _WindowCounter(BaseThrottle):
         window = int(self.now // self.duration)
         return f"throttle:{self.scope}:{ident}:{window}"
 
+    # Any error of the cache lets the request through: besides connection
+    # errors and timeouts, a cache that replies garbage makes the backend's
+    # decoding raise (UnpicklingError, ValueError, AttributeError).
     def count(self, ident) -> int:
         """Return the window's count, or 0 if the cache failed."""
         try:
-            return self.cache.get(self._key(ident), 0)
-        except CACHE_ERRORS as error:
+            return _as_count(self.cache.get(self._key(ident), 0))
+        except Exception as error:
             cache_failures.record(self.scope, error)
             return 0
 
@@ -98,8 +108,8 @@ class _WindowCounter(BaseThrottle):
         """Count one hit and return the window's count, including it, or 0
         if the cache failed."""
         try:
-            return self._hit(self._key(ident))
-        except CACHE_ERRORS as error:
+            return _as_count(self._hit(self._key(ident)))
+        except Exception as error:
             cache_failures.record(self.scope, error)
             return 0
 
@@ -143,7 +153,7 @@ class AuthFailureLimiter(_WindowCounter):
 
     def check(self, request) -> None:
         """Raise Throttled if the client address is over its limit."""
-        if self.enabled and self.count(client_address(request)) >= self.limit:
+        if self.enabled and self.count(self._ident(request)) >= self.limit:
             self._throttle()
 
     def record_failure(self, request) -> None:
@@ -154,8 +164,20 @@ class AuthFailureLimiter(_WindowCounter):
         any of them fails, so the count taken here decides: the address gets
         at most ``limit`` authentication errors in a window.
         """
-        if self.enabled and self.hit(client_address(request)) > self.limit:
+        if self.enabled and self.hit(self._ident(request)) > self.limit:
             self._throttle()
+
+    @staticmethod
+    def _ident(request) -> str:
+        """Return the client's IPv4 address, or the /64 network of its IPv6
+        address, because one IPv6 client is usually assigned a whole /64."""
+        address = client_address(request)
+        if ":" not in address:
+            return address
+        try:
+            return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+        except ValueError:
+            return address
 
     def _throttle(self):
         raise _AuthFailuresThrottled(wait=self.wait())

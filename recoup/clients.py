@@ -28,7 +28,8 @@ def client_address(request) -> str:
 def _parse_address(text: str):
     """Return the IP address in ``text``, which may carry a port, as some
     proxies write it (``192.0.2.1:4711``, ``[2001:db8::1]:4711``), or None.
-    An IPv4-mapped IPv6 address becomes its IPv4 address."""
+    An IPv4-mapped IPv6 address becomes its IPv4 address, and an IPv6 zone id
+    is dropped."""
     if text.startswith("["):
         # [IPv6] or [IPv6]:port
         host, bracket, rest = text[1:].partition("]")
@@ -46,8 +47,13 @@ def _parse_address(text: str):
         address = ipaddress.ip_address(host)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
+        if address.scope_id:
+            # A zone id (fe80::1%eth0) names an interface of the proxy's host,
+            # not the client, and may be of any length.
+            return ipaddress.IPv6Address(host.partition("%")[0])
     return address
 
 

@@ -1,6 +1,7 @@
 import logging
 import os
 import socket
+import threading
 
 import pytest
 import redis
@@ -315,6 +316,8 @@ def test_auth_failure_limit_message(limiter_cache, clock, rates, patch):
         ("[2001:db8::7]:4711", "2001:db8::7"),
         ("::ffff:198.51.100.7", "198.51.100.7"),
         ("[::ffff:198.51.100.7]:4711", "198.51.100.7"),
+        ("fe80::7%eth0", "fe80::7"),
+        ("[fe80::7%" + "x" * 300 + "]:4711", "fe80::7"),
         # Anything else is not an address: the peer's address counts.
         ("198.51.100.7:", "10.0.0.1"),
         ("198.51.100.7:http", "10.0.0.1"),
@@ -334,3 +337,68 @@ def test_forwarded_address_forms(settings, forwarded, expected):
         "/api/sandboxes", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded
     )
     assert client_address(request) == expected
+
+
+def test_auth_failures_counted_per_ipv6_network(limiter_cache, clock, rates, patch):
+    rates(auth_failures="2/minute")
+    for address in ("2001:db8:1:1::1", "2001:db8:1:1::2"):
+        assert patch({}, BAD_KEY, REMOTE_ADDR=address).status_code == 401
+    # Another address of the same /64 is over the limit too.
+    assert patch({}, BAD_KEY, REMOTE_ADDR="2001:db8:1:1:ffff::3").status_code == 429
+    # Another /64 is not.
+    assert patch({}, BAD_KEY, REMOTE_ADDR="2001:db8:1:2::1").status_code == 401
+
+
+class _GarbageRedis(threading.Thread):
+    """A server that replies ``reply`` to every Redis command."""
+
+    def __init__(self, reply: bytes):
+        super().__init__(daemon=True)
+        self.reply = reply
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+
+    def run(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(
+                target=self._serve, args=(connection,), daemon=True
+            ).start()
+
+    def _serve(self, connection):
+        with connection:
+            try:
+                while connection.recv(65536):
+                    connection.sendall(self.reply)
+            except OSError:
+                return
+
+
+# A cache that returns well-formed counts is indistinguishable from a working
+# one, so the cases are replies that are not counts.
+@pytest.mark.parametrize("reply", [b"$4\r\nabcd\r\n", b"+OK\r\n", b"-ERR no\r\n"])
+def test_garbage_cache_replies_let_requests_through(
+    settings, rates, patch, raw_key, reply
+):
+    server = _GarbageRedis(reply)
+    server.start()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{server.port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    rates(api="1/minute", auth_failures="1/minute")
+    try:
+        for _ in range(2):
+            response = patch({"snapshotId": "s"}, raw_key)
+            assert response.status_code == 200, response.content
+        assert patch({}, BAD_KEY).status_code == 401
+    finally:
+        server.listener.close()
