@@ -14,6 +14,8 @@ import time
 
 import django
 
+from bench.body import patch_body
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -44,12 +46,7 @@ def main() -> None:
         nonlocal sent
         sent += 1
         entry = rng.choice(entries)
-        body = {
-            "snapshotId": f"snap_profile_{sent}",
-            "github_repo": "https://github.com/recoup/bench",
-        }
-        if len(entry) > 1:
-            body["account_id"] = entry[1]
+        body = patch_body(entry, f"snap_profile_{sent}")
         response = client.generic(
             "PATCH",
             "/api/sandboxes",

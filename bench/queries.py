@@ -15,6 +15,8 @@ from collections import Counter
 
 import django
 
+from bench.body import patch_body
+
 
 def _label(statement: str) -> str:
     """Name a statement by its verb and main table, e.g. ``INSERT table``.
@@ -54,12 +56,7 @@ def main() -> None:
     client = Client()
 
     def send(entry, number):
-        body = {
-            "snapshotId": f"snap_count_{number}",
-            "github_repo": "https://github.com/recoup/bench",
-        }
-        if len(entry) > 1:
-            body["account_id"] = entry[1]
+        body = patch_body(entry, f"snap_count_{number}")
         return client.generic(
             "PATCH",
             "/api/sandboxes",

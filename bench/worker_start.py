@@ -26,6 +26,8 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.body import patch_body
+
 CHILDREN = 5
 REQUESTS_PER_CHILD = 20
 
@@ -110,13 +112,7 @@ def _child(application, keys: str, number: int) -> dict:
 def _request(application, entry, sent: int) -> float:
     """Send one PATCH /api/sandboxes to ``application`` and return its
     latency in milliseconds. Raise RuntimeError unless the status is 200."""
-    # Both fields, because the baseline view handles only requests with both.
-    body = {
-        "snapshotId": f"snap_worker_start_{os.getpid()}_{sent}",
-        "github_repo": "https://github.com/recoup/bench",
-    }
-    if len(entry) > 1:
-        body["account_id"] = entry[1]
+    body = patch_body(entry, f"snap_worker_start_{os.getpid()}_{sent}")
     payload = json.dumps(body).encode()
 
     environ = {

@@ -1,3 +1,6 @@
+import socket
+import time
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -72,3 +75,23 @@ requires_postgres = pytest.mark.skipif(
 def _clear_cache():
     """Start each test with empty rate-limit counters."""
     cache.clear()
+
+
+def free_port() -> int:
+    """Return a TCP port of 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_listening(port: int, timeout: float = 30) -> bool:
+    """Wait until something accepts connections on ``port`` of 127.0.0.1;
+    return False if nothing does within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False

@@ -25,19 +25,13 @@ from django.db import connection
 from accounts.keys import issue_key
 from accounts.models import Account
 
-from .conftest import requires_postgres
+from .conftest import free_port, requires_postgres, wait_until_listening
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 # A request must get a response within this many seconds while the database is down.
 OUTAGE_RESPONSE_LIMIT = 10
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class TCPProxy:
@@ -150,14 +144,7 @@ def start_gunicorn(proxy, *options, log=subprocess.DEVNULL):
         stdout=log,
         stderr=log,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
+    if not wait_until_listening(port):
         process.kill()
         pytest.fail("gunicorn did not start within 30 seconds")
     return process, port

@@ -6,13 +6,13 @@ import json
 import os
 import re
 import runpy
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from .conftest import free_port, wait_until_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
@@ -195,9 +195,7 @@ def test_redis_cache_timeouts_from_environment_and_url():
 
 
 def test_gunicorn_json_log_lines(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "DJANGO_SETTINGS_MODULE": "recoup.settings",
@@ -216,12 +214,7 @@ def test_gunicorn_json_log_lines(tmp_path):
         text=True,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        assert wait_until_listening(port), "gunicorn did not start"
         client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         client.request("GET", "/healthz")
         assert client.getresponse().read() == b'{"status": "ok"}'

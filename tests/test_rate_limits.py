@@ -15,6 +15,8 @@ from accounts.throttling import (
     cache_failures,
 )
 
+from .conftest import free_port
+
 pytestmark = pytest.mark.django_db
 
 BAD_KEY = "recoup_sk_" + "A" * 43
@@ -228,12 +230,6 @@ def test_limit_holds_under_concurrency(limiter_cache, clock, rates):
         AuthFailureLimiter().check(factory.patch("/api", REMOTE_ADDR="198.51.100.3"))
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def failing_cache(settings, request):
     """Point the limits at a Redis that refuses connections ("closed") or
@@ -245,7 +241,7 @@ def failing_cache(settings, request):
         listener.listen(64)
         port = listener.getsockname()[1]
     else:
-        port = _free_port()
+        port = free_port()
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
