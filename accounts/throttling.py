@@ -157,8 +157,8 @@ class AuthFailureLimiter(_WindowCounter):
             self._throttle()
 
     def record_failure(self, request) -> None:
-        """Count a failed authentication; raise Throttled if it went over the
-        limit.
+        """Count a failed authentication, and raise Throttled if it went over
+        the limit.
 
         Concurrent requests from one address can all pass ``check`` before
         any of them fails, so the count taken here decides: the address gets

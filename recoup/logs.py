@@ -1,8 +1,19 @@
-"""Logging filters of the service, used by LOGGING in recoup/settings.py."""
+"""The service's log format and filters, used by LOGGING in
+recoup/settings.py and by gunicorn.conf.py."""
 
 import logging
 
 from .middleware import current_request_id
+
+
+def json_formatter(fmt: str) -> dict:
+    """Return the logging.config entry of the JSON log format, one object per
+    line with the fields that ``fmt`` names."""
+    return {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": fmt,
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
 
 
 class RequestIDLogFilter:
